@@ -1,0 +1,59 @@
+"""The CLI's composition root: builds boto3 clients from `CliSettings`, once per command.
+
+Only the CLI edge calls this; ops modules receive the clients it returns and never build their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from orgsync.settings import DEFAULT_LOCAL_REGION, CliSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+# Long enough for a 20 s SQS long poll; standard retry mode backs off on throttling and 5xx.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=5,
+    read_timeout=30,
+)
+
+# Emulators accept any key pair but botocore refuses to sign without one.
+_DUMMY_KEY = "orgsync-local"
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
+
+
+def build_session(settings: CliSettings) -> boto3.Session:
+    """A session honouring profile and region; fills the gaps only when talking to an emulator."""
+    session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
+    if settings.endpoint_url is None:
+        return session
+    region = session.region_name or DEFAULT_LOCAL_REGION
+    if session.get_credentials() is None:
+        return boto3.Session(
+            aws_access_key_id=_DUMMY_KEY,
+            aws_secret_access_key=_DUMMY_KEY,
+            region_name=region,
+        )
+    return boto3.Session(profile_name=settings.profile, region_name=region)
+
+
+def build_clients(settings: CliSettings) -> AwsClients:
+    session = build_session(settings)
+    return AwsClients(
+        dynamodb=session.client(
+            "dynamodb", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG
+        ),
+        sqs=session.client("sqs", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG),
+    )

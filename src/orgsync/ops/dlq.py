@@ -1,0 +1,385 @@
+"""Dead-letter queue inspection and redrive for operators.
+
+Talks to SQS through an injected client; must not depend on the CLI, consumer or local stack.
+Peeking never consumes; a redrive never deletes a message from the DLQ before its copy was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, cast
+
+from botocore.exceptions import ClientError
+
+from orgsync.errors import OrgsyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageAttributeValueOutputTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
+
+logger = logging.getLogger(__name__)
+
+# Set by the consumer on the messages it forwards itself; SQS's own redrive sets none.
+REASON_ATTRIBUTE = "OrgsyncReason"
+DETAIL_ATTRIBUTE = "OrgsyncDetail"
+SOURCE_MESSAGE_ID_ATTRIBUTE = "OrgsyncSourceMessageId"
+MAX_RECEIVES_EXCEEDED = "max_receives_exceeded"
+
+# SQS limits a MessageDeduplicationId to 128 characters.
+_MAX_DEDUP_ID = 128
+_SQS_BATCH = 10
+# A server that does not implement an action answers with one of these (or with a non-AWS error
+# page, whose "code" botocore reports as the bare HTTP status: moto on StartMessageMoveTask).
+_NOT_IMPLEMENTED_CODES = frozenset(
+    {"InvalidAction", "NotImplemented", "UnknownOperation", "UnknownOperationException"}
+)
+
+
+class RedriveError(OrgsyncError):
+    """A redrive stopped; messages not yet sent are still in the DLQ."""
+
+
+class RedriveMethod(StrEnum):
+    AUTO = "auto"
+    MOVE_TASK = "move-task"
+    COPY = "copy"
+
+
+@dataclass(frozen=True)
+class DlqMessage:
+    message_id: str
+    reason: str
+    detail: str | None
+    source_message_id: str | None
+    group_id: str | None
+    deduplication_id: str | None
+    user_id: str | None
+    event_id: str | None
+    event_name: str | None
+    sequence_number: str | None
+    sent_at: datetime | None
+    receive_count: int
+
+    def age_seconds(self, now: datetime) -> float | None:
+        return None if self.sent_at is None else (now - self.sent_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class RedriveResult:
+    method: RedriveMethod
+    moved: int
+    task_handle: str | None = None
+
+
+def describe_message(message: MessageTypeDef) -> DlqMessage:
+    """Decode what an operator needs from a DLQ message; tolerant of bodies that are not records."""
+    attributes = message.get("Attributes", {})
+    custom = message.get("MessageAttributes", {})
+    record = _parse_record(message.get("Body", ""))
+    raw_dynamodb = record.get("dynamodb")
+    dynamodb = cast("dict[str, object]", raw_dynamodb) if isinstance(raw_dynamodb, dict) else {}
+    pk = _nested_str(dynamodb, "Keys", "pk", "S")
+    sent = attributes.get("SentTimestamp")
+    return DlqMessage(
+        message_id=message.get("MessageId", ""),
+        reason=_string_attribute(custom, REASON_ATTRIBUTE) or MAX_RECEIVES_EXCEEDED,
+        detail=_string_attribute(custom, DETAIL_ATTRIBUTE),
+        source_message_id=_string_attribute(custom, SOURCE_MESSAGE_ID_ATTRIBUTE),
+        group_id=attributes.get("MessageGroupId"),
+        deduplication_id=attributes.get("MessageDeduplicationId"),
+        user_id=pk.removeprefix("USER#") if pk is not None else None,
+        event_id=_as_str(record.get("eventID")),
+        event_name=_as_str(record.get("eventName")),
+        sequence_number=_as_str(dynamodb.get("SequenceNumber")),
+        sent_at=datetime.fromtimestamp(int(sent) / 1000, tz=UTC) if sent else None,
+        receive_count=int(attributes.get("ApproximateReceiveCount", "0")),
+    )
+
+
+def peek_messages(
+    sqs: SQSClient,
+    queue_url: str,
+    *,
+    limit: int = 50,
+    hold_seconds: int = 30,
+    wait_seconds: int = 1,
+) -> list[DlqMessage]:
+    """Read up to `limit` messages and make them visible again, consuming none.
+
+    SQS has no peek: a receive hides the message (and, on FIFO, its whole group) and increments
+    its receive count. We hide for a short `hold_seconds`, long enough to page through without
+    seeing a message twice, then set visibility back to 0; if we die, they reappear on their own.
+    The receive count only matters on the DLQ if it has a redrive policy of its own, which ours
+    does not. FIFO returns nothing more from a group while part of it is held, so a group with
+    more than 10 messages shows only its first ones.
+    """
+    expected = _visible_messages(sqs, queue_url)
+    seen: dict[str, DlqMessage] = {}
+    held: list[str] = []
+    try:
+        while len(seen) < min(limit, expected):
+            response = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(_SQS_BATCH, limit - len(seen)),
+                VisibilityTimeout=hold_seconds,
+                WaitTimeSeconds=wait_seconds,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                held.append(message["ReceiptHandle"])
+                described = describe_message(message)
+                seen.setdefault(described.message_id, described)
+    finally:
+        _release(sqs, queue_url, held)
+    return sorted(seen.values(), key=lambda m: m.sent_at or datetime.min.replace(tzinfo=UTC))
+
+
+def redrive(
+    sqs: SQSClient,
+    dlq_url: str,
+    main_queue_url: str,
+    *,
+    method: RedriveMethod = RedriveMethod.AUTO,
+    max_messages: int | None = None,
+    on_moved: Callable[[int], None] | None = None,
+) -> RedriveResult:
+    """Move DLQ messages back to the main queue, with SQS's own move task where possible.
+
+    `StartMessageMoveTask` has no message count, so a bounded redrive always copies.
+    """
+    if method is RedriveMethod.COPY or (method is RedriveMethod.AUTO and max_messages is not None):
+        moved = copy_messages(
+            sqs, dlq_url, main_queue_url, max_messages=max_messages, on_moved=on_moved
+        )
+        return RedriveResult(method=RedriveMethod.COPY, moved=moved)
+    handle = start_move_task(sqs, dlq_url, main_queue_url)
+    if handle is not None:
+        return RedriveResult(method=RedriveMethod.MOVE_TASK, moved=0, task_handle=handle)
+    if method is RedriveMethod.MOVE_TASK:
+        raise RedriveError("this endpoint does not implement StartMessageMoveTask; use copy")
+    logger.info("StartMessageMoveTask not implemented by the endpoint; copying instead")
+    moved = copy_messages(
+        sqs, dlq_url, main_queue_url, max_messages=max_messages, on_moved=on_moved
+    )
+    return RedriveResult(method=RedriveMethod.COPY, moved=moved)
+
+
+def start_move_task(sqs: SQSClient, dlq_url: str, main_queue_url: str) -> str | None:
+    """Start SQS's asynchronous redrive; None when the endpoint does not implement it."""
+    source_arn = _queue_arn(sqs, dlq_url)
+    destination_arn = _queue_arn(sqs, main_queue_url)
+    try:
+        response = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=destination_arn)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _NOT_IMPLEMENTED_CODES or code.isdigit() or status == 501:
+            return None
+        # e.g. a move task already running on this DLQ: copying as well would only add noise.
+        raise RedriveError(f"StartMessageMoveTask refused: {code}: {_message(exc)}") from exc
+    return response["TaskHandle"]
+
+
+def copy_messages(
+    sqs: SQSClient,
+    dlq_url: str,
+    main_queue_url: str,
+    *,
+    max_messages: int | None = None,
+    on_moved: Callable[[int], None] | None = None,
+    run_token: str | None = None,
+    hold_seconds: int = 60,
+    wait_seconds: int = 1,
+) -> int:
+    """Receive → send → delete, batch by batch; returns how many messages were moved.
+
+    Group ids are kept so per-user order holds among redriven messages. Each copy gets a new
+    deduplication id (original + run token): the main queue's 5-minute dedup window still holds
+    the original id and would silently drop the copy. The token is per run, so re-sending within
+    one run (a send that succeeded but whose delete failed) is deduplicated, and a later run is not.
+    """
+    token = run_token or uuid.uuid4().hex[:12]
+    moved = 0
+    while max_messages is None or moved < max_messages:
+        wanted = _SQS_BATCH if max_messages is None else min(_SQS_BATCH, max_messages - moved)
+        messages = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=wanted,
+            VisibilityTimeout=hold_seconds,
+            WaitTimeSeconds=wait_seconds,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            break
+        by_entry = {str(index): message for index, message in enumerate(messages)}
+        try:
+            response = sqs.send_message_batch(
+                QueueUrl=main_queue_url,
+                Entries=[_copy_entry(entry_id, m, token) for entry_id, m in by_entry.items()],
+            )
+        except ClientError as exc:
+            _release(sqs, dlq_url, [m["ReceiptHandle"] for m in messages])
+            raise RedriveError(
+                f"sending to the main queue failed after {moved} moved, nothing deleted "
+                f"from this batch: {_code(exc)}: {_message(exc)}"
+            ) from exc
+        sent = [by_entry[ok["Id"]] for ok in response.get("Successful", [])]
+        failed = [by_entry[bad["Id"]] for bad in response.get("Failed", [])]
+        _delete(sqs, dlq_url, sent)
+        moved += len(sent)
+        if on_moved is not None and sent:
+            on_moved(len(sent))
+        if failed:
+            _release(sqs, dlq_url, [m["ReceiptHandle"] for m in failed])
+            first = response.get("Failed", [])[0]
+            raise RedriveError(
+                f"{len(failed)} message(s) refused by the main queue after {moved} moved "
+                f"(left in the DLQ): {first.get('Code')}: {first.get('Message', '')}"
+            )
+    return moved
+
+
+def redrive_deduplication_id(original: str, run_token: str) -> str:
+    suffix = f"-redrive-{run_token}"
+    if len(original) + len(suffix) > _MAX_DEDUP_ID:
+        original = hashlib.sha256(original.encode()).hexdigest()
+    return f"{original}{suffix}"[:_MAX_DEDUP_ID]
+
+
+def _copy_entry(
+    entry_id: str, message: MessageTypeDef, run_token: str
+) -> SendMessageBatchRequestEntryTypeDef:
+    attributes = message.get("Attributes", {})
+    group_id = attributes.get("MessageGroupId")
+    if group_id is None:
+        raise RedriveError(f"message {message.get('MessageId')} has no MessageGroupId (not FIFO?)")
+    original = attributes.get("MessageDeduplicationId") or message["MessageId"]
+    entry: SendMessageBatchRequestEntryTypeDef = {
+        "Id": entry_id,
+        "MessageBody": message["Body"],
+        "MessageGroupId": group_id,
+        "MessageDeduplicationId": redrive_deduplication_id(original, run_token),
+    }
+    copied = _copy_attributes(message.get("MessageAttributes", {}))
+    if copied:
+        entry["MessageAttributes"] = copied
+    return entry
+
+
+def _copy_attributes(
+    attributes: dict[str, MessageAttributeValueOutputTypeDef],
+) -> dict[str, MessageAttributeValueTypeDef]:
+    copied: dict[str, MessageAttributeValueTypeDef] = {}
+    for name, value in attributes.items():
+        new: MessageAttributeValueTypeDef = {"DataType": value["DataType"]}
+        if "StringValue" in value:
+            new["StringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            new["BinaryValue"] = value["BinaryValue"]
+        copied[name] = new
+    return copied
+
+
+def _delete(sqs: SQSClient, queue_url: str, messages: Sequence[MessageTypeDef]) -> None:
+    if not messages:
+        return
+    entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+    ]
+    try:
+        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    except ClientError as exc:
+        raise RedriveError(
+            f"copies were sent but deleting them from the DLQ failed: {_code(exc)}; they will "
+            "reappear in the DLQ and a second redrive re-sends them (duplicates are fenced)"
+        ) from exc
+    if response.get("Failed"):
+        # They reappear after the hold; this run re-sends them under the same dedup id.
+        logger.warning(
+            "%s DLQ deletes failed; the messages will be seen again", len(response["Failed"])
+        )
+
+
+def _release(sqs: SQSClient, queue_url: str, receipt_handles: Sequence[str]) -> None:
+    """Make held messages visible again at once; on failure they reappear after the hold anyway."""
+    for start in range(0, len(receipt_handles), _SQS_BATCH):
+        chunk = receipt_handles[start : start + _SQS_BATCH]
+        try:
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(chunk)
+                ],
+            )
+        except ClientError as exc:
+            logger.warning("could not release %s held messages: %s", len(chunk), _code(exc))
+
+
+def _visible_messages(sqs: SQSClient, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    ).get("Attributes", {})
+    return int(attributes.get("ApproximateNumberOfMessages", "0"))
+
+
+def _queue_arn(sqs: SQSClient, queue_url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return attributes["Attributes"]["QueueArn"]
+
+
+def _parse_record(body: str) -> dict[str, object]:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _nested_str(mapping: dict[str, object], *path: str) -> str | None:
+    current: object = mapping
+    for key in path:
+        if not isinstance(current, dict):
+            return None
+        current = cast("dict[str, object]", current).get(key)
+    return current if isinstance(current, str) else None
+
+
+def _as_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _string_attribute(
+    attributes: dict[str, MessageAttributeValueOutputTypeDef], name: str
+) -> str | None:
+    value = attributes.get(name)
+    return None if value is None else value.get("StringValue")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _message(exc: ClientError) -> str:
+    # Emulators sometimes answer with an HTML page; keep the first line only.
+    lines = str(exc.response.get("Error", {}).get("Message", "")).strip().splitlines()
+    return lines[0] if lines else ""

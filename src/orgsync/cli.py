@@ -1,0 +1,411 @@
+"""orgsync's operator command line: Typer wiring and Rich rendering, nothing else.
+
+The edge: options and environment are read here (into `CliSettings`), clients are built here, and
+AWS/orgsync errors become one red line and exit code 1 here. The work itself lives in `orgsync.ops`.
+Adding a command: one thin function below, delegating to a module under `orgsync/ops` (or `local`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from orgsync.aws import AwsClients, build_clients
+from orgsync.errors import OrgsyncError
+from orgsync.ops import dlq, orgs, status, users
+from orgsync.settings import CliSettings
+
+
+class _EdgeGroup(TyperGroup):
+    """Root group: every command, in every sub-app, runs inside this one error boundary."""
+
+    # `Any`: Typer vendors its own click, whose Context type is private to it.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OrgsyncError, ClientError, BotoCoreError) as exc:
+            _err_console().print(
+                f"[bold red]error:[/bold red] {escape(describe_error(exc))}",
+                soft_wrap=True,
+                highlight=False,
+            )
+            raise typer.Exit(code=1) from exc
+
+
+app = typer.Typer(
+    cls=_EdgeGroup,
+    name="orgsync",
+    help="Operate orgsync: users, org memberships, the DLQ and pipeline status.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+users_app = typer.Typer(
+    help="Write and read user records (the replication's source).", no_args_is_help=True
+)
+orgs_app = typer.Typer(
+    help="Read organization memberships (the replication's output).", no_args_is_help=True
+)
+dlq_app = typer.Typer(help="Inspect and redrive the dead-letter queue.", no_args_is_help=True)
+local_app = typer.Typer(
+    help="Run the whole pipeline on this machine: no AWS account, no Docker.",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(local_app, name="local")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            envvar="AWS_ENDPOINT_URL",
+            help="AWS-compatible endpoint, e.g. the local stack's http://127.0.0.1:4566.",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", envvar="AWS_PROFILE", help="AWS profile.")
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
+            help="AWS region (us-east-1 when an endpoint is given and none is configured).",
+        ),
+    ] = None,
+    name_prefix: Annotated[
+        str,
+        typer.Option(
+            "--name-prefix",
+            envvar="ORGSYNC_NAME_PREFIX",
+            help="Prefix of the stack's table and queue names.",
+        ),
+    ] = "",
+) -> None:
+    ctx.obj = CliSettings.from_options(
+        endpoint_url=endpoint_url, profile=profile, region=region, name_prefix=name_prefix
+    )
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+@users_app.command("put")
+def users_put(
+    ctx: typer.Context,
+    *,
+    user_id: Annotated[str, typer.Argument(help="User id, e.g. an Auth0 subject.")] = (
+        users.DEFAULT_USER_ID
+    ),
+    email: Annotated[str, typer.Option(help="Email address.")] = users.DEFAULT_EMAIL,
+    user_status: Annotated[
+        str, typer.Option("--status", help="ACTIVE, SUSPENDED, …")
+    ] = users.DEFAULT_STATUS,
+    org: Annotated[
+        list[str] | None,
+        typer.Option("--org", help="Organization id (repeat). Default: org-acme, org-globex."),
+    ] = None,
+    no_orgs: Annotated[bool, typer.Option("--no-orgs", help="Belong to no organization.")] = False,
+) -> None:
+    """Write a user item (defaults reproduce the seed's put-item)."""
+    settings = _settings(ctx)
+    organizations = () if no_orgs else tuple(org or users.DEFAULT_ORGANIZATIONS)
+    user = users.User(user_id=user_id, email=email, status=user_status, organizations=organizations)
+    users.put_user(_clients(ctx).dynamodb, settings.users_table, user)
+    _out_console().print(
+        f"put user [bold]{escape(user_id)}[/bold] in {settings.users_table} "
+        f"(organizations: {escape(', '.join(organizations)) or 'none'})",
+        highlight=False,
+    )
+
+
+@users_app.command("get")
+def users_get(
+    ctx: typer.Context, user_id: Annotated[str, typer.Argument()], as_json: JsonOption = False
+) -> None:
+    """Show one user item (strongly consistent read)."""
+    user = users.get_user(_clients(ctx).dynamodb, _settings(ctx).users_table, user_id)
+    if as_json:
+        _print_json(dataclasses.asdict(user))
+        return
+    table = Table("user id", "email", "status", "organizations")
+    table.add_row(user.user_id, user.email, user.status, ", ".join(user.organizations))
+    _out_console().print(table)
+
+
+@users_app.command("delete")
+def users_delete(ctx: typer.Context, user_id: Annotated[str, typer.Argument()]) -> None:
+    """Delete a user item; its memberships go when the replication sees the REMOVE."""
+    settings = _settings(ctx)
+    existed = users.delete_user(_clients(ctx).dynamodb, settings.users_table, user_id)
+    verdict = "deleted user" if existed else "no such user (nothing deleted):"
+    _out_console().print(f"{verdict} {escape(user_id)} in {settings.users_table}", highlight=False)
+
+
+# --- orgs ----------------------------------------------------------------------------------------
+
+
+@orgs_app.command("members")
+def orgs_members(
+    ctx: typer.Context, org_id: Annotated[str, typer.Argument()], as_json: JsonOption = False
+) -> None:
+    """List an organization's members (one paginated Query)."""
+    settings = _settings(ctx)
+    members = orgs.list_members(_clients(ctx).dynamodb, settings.organizations_table, org_id)
+    if as_json:
+        _print_json([dataclasses.asdict(member) for member in members])
+        return
+    table = Table("user id", "email", "status", "source seq", title=f"members of {org_id}")
+    for member in members:
+        table.add_row(member.user_id, member.email, member.status, str(member.source_seq or ""))
+    _out_console().print(table)
+    _out_console().print(f"{len(members)} member(s)", highlight=False)
+
+
+# --- dlq -----------------------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many messages.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Peek at DLQ messages without consuming them (they are visible again right after)."""
+    sqs = _clients(ctx).sqs
+    queue_url = sqs.get_queue_url(QueueName=_settings(ctx).dead_letter_queue)["QueueUrl"]
+    messages = dlq.peek_messages(sqs, queue_url, limit=limit)
+    now = datetime.now(tz=UTC)
+    if as_json:
+        _print_json(
+            [
+                {**dataclasses.asdict(message), "age_seconds": message.age_seconds(now)}
+                for message in messages
+            ]
+        )
+        return
+    table = Table("reason", "user id", "event", "sequence number", "age", "detail", "message id")
+    for message in messages:
+        table.add_row(
+            message.reason,
+            message.user_id or "?",
+            message.event_name or "?",
+            message.sequence_number or "?",
+            _format_age(message.age_seconds(now)),
+            message.detail or "",
+            message.message_id,
+        )
+    _out_console().print(table)
+    _out_console().print(f"{len(messages)} message(s) shown", highlight=False)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ctx: typer.Context,
+    max_messages: Annotated[
+        int | None, typer.Option("--max", min=1, help="Move at most N messages (always copies).")
+    ] = None,
+    method: Annotated[
+        dlq.RedriveMethod,
+        typer.Option(help="auto: SQS move task if the endpoint has it, else copy."),
+    ] = dlq.RedriveMethod.AUTO,
+) -> None:
+    """Move DLQ messages back to the main queue, keeping their message group."""
+    settings = _settings(ctx)
+    sqs = _clients(ctx).sqs
+    dlq_url = sqs.get_queue_url(QueueName=settings.dead_letter_queue)["QueueUrl"]
+    main_url = sqs.get_queue_url(QueueName=settings.main_queue)["QueueUrl"]
+    waiting = status.read_queue_depth(sqs, settings.dead_letter_queue).visible
+    total = waiting if max_messages is None else min(waiting, max_messages)
+    with Progress(
+        TextColumn("redriving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_out_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("redrive", total=total or None)
+        result = dlq.redrive(
+            sqs,
+            dlq_url,
+            main_url,
+            method=method,
+            max_messages=max_messages,
+            on_moved=lambda count: progress.advance(task, count),
+        )
+    if result.task_handle is not None:
+        _out_console().print(
+            f"started SQS move task {escape(result.task_handle)} for about {waiting} message(s) "
+            f"from {settings.dead_letter_queue} to {settings.main_queue}; "
+            "it runs asynchronously (watch `orgsync status`)",
+            highlight=False,
+        )
+        return
+    _out_console().print(
+        f"moved {result.moved} message(s) from {settings.dead_letter_queue} "
+        f"to {settings.main_queue} (copy)",
+        highlight=False,
+    )
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    user_id: Annotated[
+        str | None, typer.Option("--user", help="Also show this user's REPLICATION record.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue and DLQ depth, table sizes, local pipe position per shard."""
+    settings = _settings(ctx)
+    clients = _clients(ctx)
+    snapshot = status.read_status(
+        clients.sqs,
+        clients.dynamodb,
+        main_queue=settings.main_queue,
+        dead_letter_queue=settings.dead_letter_queue,
+        tables=(settings.users_table, settings.organizations_table),
+        checkpoint_table=settings.pipe_checkpoint_table,
+        user_id=user_id,
+        organizations_table=settings.organizations_table,
+    )
+    if as_json:
+        _print_json(dataclasses.asdict(snapshot))
+        return
+    console = _out_console()
+    queues = Table("queue", "visible", "in flight", "delayed", title="queues")
+    for depth in (snapshot.main_queue, snapshot.dead_letter_queue):
+        queues.add_row(depth.name, str(depth.visible), str(depth.in_flight), str(depth.delayed))
+    console.print(queues)
+    tables = Table("table", "items (approximate)", title="tables")
+    for summary in snapshot.tables:
+        tables.add_row(summary.name, "?" if summary.item_count is None else str(summary.item_count))
+    console.print(tables)
+    if snapshot.pipe_positions is None:
+        console.print("pipe: no local checkpoint table (on AWS, EventBridge Pipes tracks it)")
+    else:
+        pipe = Table("shard", "sequence number", "finished", title="pipe position")
+        for position in snapshot.pipe_positions:
+            pipe.add_row(
+                position.shard_id,
+                position.sequence_number or "-",
+                "yes" if position.finished else "no",
+            )
+        console.print(pipe)
+    if user_id is not None:
+        _print_user_replication(console, user_id, snapshot.user)
+
+
+# --- registered by other owners ------------------------------------------------------------------
+# `reconcile`   -> @app.command("reconcile"), delegating to orgsync.ops.reconcile
+# `bench`       -> @app.command("bench"), delegating to orgsync.ops.bench
+# `demo`        -> @app.command("demo"), delegating to orgsync.local
+# `local up`    -> @local_app.command("up"), delegating to orgsync.local
+# Errors (OrgsyncError, botocore) raised by any of them are already handled by `_EdgeGroup`.
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line an operator can act on."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        message = _first_line(str(error.get("Message", "")))
+        hint = ""
+        if error.get("Code") in {
+            "ResourceNotFoundException",
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        }:
+            hint = " (check --endpoint-url and --name-prefix)"
+        return f"{exc.operation_name}: {error.get('Code', 'Unknown')}: {message}{hint}"
+    return _first_line(str(exc)) or type(exc).__name__
+
+
+def _settings(ctx: typer.Context) -> CliSettings:
+    settings = ctx.find_root().obj
+    if not isinstance(settings, CliSettings):  # only when a command is invoked without the root
+        settings = CliSettings()
+    return settings
+
+
+def _clients(ctx: typer.Context) -> AwsClients:
+    return build_clients(_settings(ctx))
+
+
+def _out_console() -> Console:
+    # Built per call, not at import, so COLUMNS/NO_COLOR set by the caller are honoured.
+    return Console()
+
+
+def _err_console() -> Console:
+    return Console(stderr=True)
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    whole = max(int(seconds), 0)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _print_user_replication(
+    console: Console, user_id: str, record: status.UserReplication | None
+) -> None:
+    if record is None:
+        console.print(f"user {escape(user_id)}: no REPLICATION record yet", highlight=False)
+        return
+    table = Table("user id", "seq", "orgs", "deleted", "pending seq", "dirty", title="replication")
+    table.add_row(
+        record.user_id,
+        "-" if record.seq is None else str(record.seq),
+        ", ".join(record.orgs),
+        "yes" if record.deleted else "no",
+        "-" if record.pending_seq is None else str(record.pending_seq),
+        ", ".join(record.dirty),
+    )
+    console.print(table)
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""

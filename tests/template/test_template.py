@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,12 +171,17 @@ def test_a_name_prefix_is_prepended_to_every_seed_name(
     assert name == f"dev-{seed_name}"
 
 
-def test_name_prefix_defaults_to_empty(template: dict[str, Any]) -> None:
-    assert template["Parameters"]["NamePrefix"] == {
-        **template["Parameters"]["NamePrefix"],
-        "Type": "String",
-        "Default": "",
-    }
+def test_name_prefix_defaults_to_empty_and_allows_only_characters_every_name_accepts(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["NamePrefix"]
+    assert parameter["Type"] == "String"
+    assert parameter["Default"] == ""
+    # Queue and function names take letters, digits, "-" and "_" only; 20 characters keep
+    # the longest name (the DLQ, 34 characters) under SQS's 80.
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert all(pattern.fullmatch(ok) for ok in ["", "dev-", "team_a-", "x" * 20])
+    assert not any(pattern.fullmatch(bad) for bad in ["dev.", "a b", "x" * 21, "é-"])
 
 
 # ---------------------------------------------------------------- tables

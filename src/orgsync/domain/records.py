@@ -140,6 +140,17 @@ def _decode_user_record(record: dict[str, Any], stream: dict[str, Any], user_id:
     return UserChange(kind=ChangeKind.UPSERT, state=state, **common)
 
 
+def decode_user_image(image: Mapping[str, Any]) -> UserState | Rejected:
+    """The replicated state of a user item read from the users table (reconcile, invariant)."""
+    try:
+        state = _decode_state(image)
+        pk = _string_value(image.get("pk")) or ""
+        _check_key_sizes(pk[len(USER_PREFIX) :], state.organizations)
+    except _RejectError as exc:
+        return Rejected(exc.reason, exc.detail)
+    return state
+
+
 def _parse_sequence_number(value: Any) -> int:
     # Stream sequence numbers are numeric strings of varying length: compare as integers.
     if isinstance(value, str) and value.isascii() and value.isdigit():

@@ -1,0 +1,113 @@
+"""Parallel scans of the users table and of the membership items, for reconcile and checks.
+
+DynamoDB parallel scan (Segment/TotalSegments) spreads the read over partitions; each segment
+runs in its own thread because boto3 clients are thread-safe and the work is I/O bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orgsync.domain.invariant import InvariantReport, compare
+from orgsync.domain.model import (
+    MEMBERSHIP_PREFIX,
+    REPLICATION_SORT_KEY,
+    USER_PREFIX,
+    USER_SORT_KEY,
+    Membership,
+    ReplicationState,
+    UserState,
+)
+from orgsync.domain.records import Rejected, decode_user_image
+from orgsync.store.items import decode_membership, decode_replication
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PageCallback = Callable[[int], None]
+
+
+def parallel_scan(
+    client: DynamoDBClient,
+    table_name: str,
+    *,
+    segments: int = 4,
+    on_page: PageCallback | None = None,
+    consistent: bool = False,
+) -> list[dict[str, Any]]:
+    """Every item of the table, read by `segments` concurrent scan workers."""
+
+    def scan_segment(segment: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        paginator = client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=table_name,
+            Segment=segment,
+            TotalSegments=segments,
+            ConsistentRead=consistent,
+        )
+        for page in pages:
+            items.extend(page.get("Items", []))
+            if on_page is not None:
+                on_page(len(page.get("Items", [])))
+        return items
+
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        return [item for chunk in pool.map(scan_segment, range(segments)) for item in chunk]
+
+
+@dataclass(slots=True)
+class UsersSnapshot:
+    """Valid users' states, and the ids of users whose items cannot be projected."""
+
+    states: dict[str, UserState] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OrganizationsSnapshot:
+    memberships: list[Membership] = field(default_factory=list)
+    replication: dict[str, ReplicationState] = field(default_factory=dict)
+
+
+def users_snapshot(items: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> UsersSnapshot:
+    snapshot = UsersSnapshot()
+    for item in items:
+        pk, sk = item["pk"].get("S", ""), item["sk"].get("S", "")
+        if not pk.startswith(USER_PREFIX) or sk != USER_SORT_KEY or pk == USER_PREFIX:
+            continue
+        user_id = pk[len(USER_PREFIX) :]
+        state = decode_user_image(item)
+        if isinstance(state, Rejected):
+            snapshot.invalid[user_id] = state.reason
+        else:
+            snapshot.states[user_id] = state
+    return snapshot
+
+
+def organizations_snapshot(
+    items: Iterator[dict[str, Any]] | list[dict[str, Any]],
+) -> OrganizationsSnapshot:
+    snapshot = OrganizationsSnapshot()
+    for item in items:
+        sk = item["sk"].get("S", "")
+        if sk.startswith(MEMBERSHIP_PREFIX):
+            snapshot.memberships.append(decode_membership(item))
+        elif sk == REPLICATION_SORT_KEY:
+            pk = item["pk"]["S"]
+            snapshot.replication[pk[len(USER_PREFIX) :]] = decode_replication(item)
+    return snapshot
+
+
+def check_invariant(
+    client: DynamoDBClient, users_table: str, organizations_table: str, *, segments: int = 4
+) -> InvariantReport:
+    """Scan both tables (consistently) and compare: the pipeline must be quiet for a verdict."""
+    users = users_snapshot(parallel_scan(client, users_table, segments=segments, consistent=True))
+    orgs = organizations_snapshot(
+        parallel_scan(client, organizations_table, segments=segments, consistent=True)
+    )
+    return compare(users.states, orgs.memberships, invalid_users=users.invalid.keys())

@@ -1,0 +1,291 @@
+"""`orgsync dlq list|redrive` against a real moto server over HTTP (moto has no move task)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
+
+from orgsync.cli import app
+from orgsync.ops import dlq
+
+_CLEAN_ENV = {
+    "COLUMNS": "250",
+    "NO_COLOR": "1",
+    "AWS_ENDPOINT_URL": None,
+    "AWS_PROFILE": None,
+    "ORGSYNC_NAME_PREFIX": None,
+    "AWS_ACCESS_KEY_ID": None,
+    "AWS_SECRET_ACCESS_KEY": None,
+    "AWS_SESSION_TOKEN": None,
+    "AWS_REGION": None,
+    "AWS_DEFAULT_REGION": None,
+}
+
+
+@dataclass(frozen=True)
+class Queues:
+    endpoint: str
+    prefix: str
+    sqs: Any
+    main_url: str
+    dlq_url: str
+
+    def invoke(self, *args: str) -> Any:
+        return CliRunner().invoke(
+            app,
+            ["--endpoint-url", self.endpoint, "--name-prefix", self.prefix, *args],
+            env=_CLEAN_ENV,
+        )
+
+    def depth(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _make_queues(endpoint: str, *, main_max_message_size: int | None = None) -> Queues:
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    sqs = boto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).client("sqs", endpoint_url=endpoint)
+    dlq_url = sqs.create_queue(
+        QueueName=f"{prefix}user-dynamo-stream-deadletter.fifo",
+        Attributes={"FifoQueue": "true"},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    attributes = {
+        "FifoQueue": "true",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+    }
+    if main_max_message_size is not None:
+        attributes["MaximumMessageSize"] = str(main_max_message_size)
+    main_url = sqs.create_queue(
+        QueueName=f"{prefix}user-dynamo-stream.fifo", Attributes=attributes
+    )["QueueUrl"]
+    return Queues(endpoint, prefix, sqs, main_url, dlq_url)
+
+
+@pytest.fixture
+def queues(moto_endpoint: str) -> Queues:
+    return _make_queues(moto_endpoint)
+
+
+def _stream_record(user_id: str, seq: str, *, padding: str = "") -> str:
+    return json.dumps(
+        {
+            "eventID": uuid.uuid4().hex,
+            "eventName": "MODIFY",
+            "eventSource": "aws:dynamodb",
+            "dynamodb": {
+                "Keys": {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
+                "SequenceNumber": seq,
+                "ApproximateCreationDateTime": 1_700_000_000,
+                "NewImage": {"pk": {"S": f"USER#{user_id}"}, "note": {"S": padding}},
+            },
+        }
+    )
+
+
+def _send_forwarded(queues: Queues, user_id: str, seq: str, *, dedup: str) -> None:
+    """What the consumer does with a record it can never process."""
+    queues.sqs.send_message(
+        QueueUrl=queues.dlq_url,
+        MessageBody=_stream_record(user_id, seq),
+        MessageGroupId=f"USER#{user_id}",
+        MessageDeduplicationId=dedup,
+        MessageAttributes={
+            "OrgsyncReason": {"DataType": "String", "StringValue": "invalid_organizations"},
+            "OrgsyncDetail": {"DataType": "String", "StringValue": "organizations is a number"},
+            "OrgsyncSourceMessageId": {"DataType": "String", "StringValue": "src-1"},
+        },
+    )
+
+
+def _send_plain(queues: Queues, user_id: str, seq: str, *, dedup: str, padding: str = "") -> None:
+    """What SQS's own redrive leaves in the DLQ: the message, no orgsync attributes."""
+    queues.sqs.send_message(
+        QueueUrl=queues.dlq_url,
+        MessageBody=_stream_record(user_id, seq, padding=padding),
+        MessageGroupId=f"USER#{user_id}",
+        MessageDeduplicationId=dedup,
+    )
+
+
+def _drain(queues: Queues, url: str) -> list[dict[str, Any]]:
+    received: list[dict[str, Any]] = []
+    for _ in range(20):
+        batch = queues.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            break
+        received.extend(batch)
+        for message in batch:
+            queues.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return received
+
+
+def test_dlq_list_shows_the_consumers_reason_and_max_receives_for_plain_messages(
+    queues: Queues,
+) -> None:
+    _send_forwarded(queues, "auth0|bad", "100", dedup="evt-bad")
+    _send_plain(queues, "auth0|slow", "200", dedup="evt-slow")
+
+    result = queues.invoke("dlq", "list", "--json")
+    assert result.exit_code == 0, result.output
+    by_user = {m["user_id"]: m for m in json.loads(result.stdout)}
+    assert by_user["auth0|bad"]["reason"] == "invalid_organizations"
+    assert by_user["auth0|bad"]["detail"] == "organizations is a number"
+    assert by_user["auth0|bad"]["source_message_id"] == "src-1"
+    assert by_user["auth0|bad"]["event_name"] == "MODIFY"
+    assert by_user["auth0|bad"]["sequence_number"] == "100"
+    assert by_user["auth0|slow"]["reason"] == "max_receives_exceeded"
+    assert by_user["auth0|slow"]["age_seconds"] >= 0
+
+    table = queues.invoke("dlq", "list")
+    assert table.exit_code == 0, table.output
+    assert "invalid_organizations" in table.stdout
+    assert "max_receives_exceeded" in table.stdout
+    assert "2 message(s) shown" in table.stdout
+
+
+def test_dlq_list_consumes_nothing_and_leaves_messages_visible(queues: Queues) -> None:
+    for n in range(12):
+        _send_plain(queues, f"auth0|u{n}", str(n + 1), dedup=f"evt-{n}")
+
+    listed = queues.invoke("dlq", "list", "--limit", "5", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert len(json.loads(listed.stdout)) == 5
+
+    visible = queues.sqs.get_queue_attributes(
+        QueueUrl=queues.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    assert visible == "12"
+    assert len(_drain(queues, queues.dlq_url)) == 12
+
+
+def test_dlq_redrive_moves_messages_back_keeping_group_and_changing_dedup_id(
+    queues: Queues,
+) -> None:
+    _send_forwarded(queues, "auth0|bad", "100", dedup="evt-bad")
+    for n in range(13):  # more than one SQS batch, two messages in one group
+        _send_plain(queues, f"auth0|u{n % 12}", str(200 + n), dedup=f"evt-{n}")
+
+    result = queues.invoke("dlq", "redrive")
+    assert result.exit_code == 0, result.output
+    assert "moved 14 message(s)" in result.stdout
+    assert queues.depth(queues.dlq_url) == 0
+
+    moved = _drain(queues, queues.main_url)
+    assert len(moved) == 14
+    for message in moved:
+        body = json.loads(message["Body"])
+        pk = body["dynamodb"]["Keys"]["pk"]["S"]
+        attributes = message["Attributes"]
+        assert attributes["MessageGroupId"] == pk
+        assert attributes["MessageDeduplicationId"].startswith("evt-")
+        assert "-redrive-" in attributes["MessageDeduplicationId"]
+    forwarded = [m for m in moved if "OrgsyncReason" in m.get("MessageAttributes", {})]
+    assert len(forwarded) == 1
+    assert forwarded[0]["MessageAttributes"]["OrgsyncReason"]["StringValue"] == (
+        "invalid_organizations"
+    )
+    # Within one group the order survives the move.
+    u0 = [json.loads(m["Body"])["dynamodb"]["SequenceNumber"] for m in moved
+          if m["Attributes"]["MessageGroupId"] == "USER#auth0|u0"]  # fmt: skip
+    assert u0 == ["200", "212"]
+
+
+def test_a_redriven_message_is_not_swallowed_by_the_main_queues_dedup_window(
+    queues: Queues,
+) -> None:
+    # The pipe sent this event to the main queue a moment ago, under its eventID, and it is
+    # still there (moto deduplicates against queued messages; AWS for 5 minutes after sending).
+    body = _stream_record("auth0|x", "300")
+    queues.sqs.send_message(
+        QueueUrl=queues.main_url, MessageBody=body, MessageGroupId="USER#auth0|x",
+        MessageDeduplicationId="evt-x",
+    )  # fmt: skip
+    queues.sqs.send_message(
+        QueueUrl=queues.dlq_url, MessageBody=body, MessageGroupId="USER#auth0|x",
+        MessageDeduplicationId="evt-x",
+    )  # fmt: skip
+
+    result = queues.invoke("dlq", "redrive")
+    assert result.exit_code == 0, result.output
+    assert queues.depth(queues.main_url) == 2
+
+
+def test_dlq_redrive_with_max_moves_only_that_many(queues: Queues) -> None:
+    for n in range(5):
+        _send_plain(queues, f"auth0|u{n}", str(n + 1), dedup=f"evt-{n}")
+
+    result = queues.invoke("dlq", "redrive", "--max", "3")
+    assert result.exit_code == 0, result.output
+    assert "moved 3 message(s)" in result.stdout
+    assert queues.depth(queues.main_url) == 3
+    assert queues.depth(queues.dlq_url) == 2
+
+
+def test_a_redrive_whose_send_is_refused_deletes_nothing_from_the_dlq(moto_endpoint: str) -> None:
+    # The main queue accepts at most 1 KiB: every copy is refused, honestly, by SQS itself.
+    queues = _make_queues(moto_endpoint, main_max_message_size=1024)
+    for n in range(3):
+        _send_plain(queues, f"auth0|big{n}", str(n + 1), dedup=f"evt-{n}", padding="x" * 2000)
+
+    result = queues.invoke("dlq", "redrive")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "nothing deleted" in lines[0]
+    assert queues.depth(queues.main_url) == 0
+    # Released at once, not left hidden for the hold period.
+    visible = queues.sqs.get_queue_attributes(
+        QueueUrl=queues.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    assert visible == "3"
+
+
+def test_copying_to_a_queue_that_does_not_exist_deletes_nothing(queues: Queues) -> None:
+    _send_plain(queues, "auth0|a", "1", dedup="evt-a")
+    missing = queues.main_url.replace("user-dynamo-stream.fifo", "gone.fifo")
+
+    with pytest.raises(dlq.RedriveError, match="after 0 moved"):
+        dlq.copy_messages(queues.sqs, queues.dlq_url, missing)
+
+    assert queues.depth(queues.dlq_url) == 1
+    assert len(_drain(queues, queues.dlq_url)) == 1
+
+
+def test_a_redrive_dedup_id_stays_within_sqs_limits() -> None:
+    long_id = "e" * 128
+    redriven = dlq.redrive_deduplication_id(long_id, "abc123")
+    assert len(redriven) <= 128
+    assert redriven.endswith("-redrive-abc123")
+    assert dlq.redrive_deduplication_id("evt-1", "abc123") == "evt-1-redrive-abc123"

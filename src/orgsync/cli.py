@@ -145,7 +145,7 @@ def users_get(
     if as_json:
         _print_json(dataclasses.asdict(user))
         return
-    table = Table("user id", "email", "status", "organizations")
+    table = _table("user id", "email", "status", "organizations")
     table.add_row(user.user_id, user.email, user.status, ", ".join(user.organizations))
     _out_console().print(table)
 
@@ -172,9 +172,14 @@ def orgs_members(
     if as_json:
         _print_json([dataclasses.asdict(member) for member in members])
         return
-    table = Table("user id", "email", "status", "source seq", title=f"members of {org_id}")
+    table = _table("user id", "email", "status", "source seq", title=f"members of {org_id}")
     for member in members:
-        table.add_row(member.user_id, member.email, member.status, str(member.source_seq or ""))
+        table.add_row(
+            member.user_id,
+            member.email,
+            member.status,
+            "" if member.source_seq is None else str(member.source_seq),
+        )
     _out_console().print(table)
     _out_console().print(f"{len(members)} member(s)", highlight=False)
 
@@ -201,7 +206,7 @@ def dlq_list(
             ]
         )
         return
-    table = Table("reason", "user id", "event", "sequence number", "age", "detail", "message id")
+    table = _table("reason", "user id", "event", "sequence number", "age", "detail", "message id")
     for message in messages:
         table.add_row(
             message.reason,
@@ -294,18 +299,18 @@ def status_command(
         _print_json(dataclasses.asdict(snapshot))
         return
     console = _out_console()
-    queues = Table("queue", "visible", "in flight", "delayed", title="queues")
+    queues = _table("queue", "visible", "in flight", "delayed", title="queues")
     for depth in (snapshot.main_queue, snapshot.dead_letter_queue):
         queues.add_row(depth.name, str(depth.visible), str(depth.in_flight), str(depth.delayed))
     console.print(queues)
-    tables = Table("table", "items (approximate)", title="tables")
+    tables = _table("table", "items (approximate)", title="tables")
     for summary in snapshot.tables:
         tables.add_row(summary.name, "?" if summary.item_count is None else str(summary.item_count))
     console.print(tables)
     if snapshot.pipe_positions is None:
         console.print("pipe: no local checkpoint table (on AWS, EventBridge Pipes tracks it)")
     else:
-        pipe = Table("shard", "sequence number", "finished", title="pipe position")
+        pipe = _table("shard", "sequence number", "finished", title="pipe position")
         for position in snapshot.pipe_positions:
             pipe.add_row(
                 position.shard_id,
@@ -355,6 +360,14 @@ def _clients(ctx: typer.Context) -> AwsClients:
     return build_clients(_settings(ctx))
 
 
+def _table(*headers: str, title: str | None = None) -> Table:
+    # Fold rather than truncate: an operator copies ids and sequence numbers from these tables.
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 def _out_console() -> Console:
     # Built per call, not at import, so COLUMNS/NO_COLOR set by the caller are honoured.
     return Console()
@@ -394,7 +407,7 @@ def _print_user_replication(
     if record is None:
         console.print(f"user {escape(user_id)}: no REPLICATION record yet", highlight=False)
         return
-    table = Table("user id", "seq", "orgs", "deleted", "pending seq", "dirty", title="replication")
+    table = _table("user id", "seq", "orgs", "deleted", "pending seq", "dirty", title="replication")
     table.add_row(
         record.user_id,
         "-" if record.seq is None else str(record.seq),

@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-USERS_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/poc-users/stream/2026-11-24T00:00:00.000"
+USERS_STREAM_ARN = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/poc-users/stream/2026-11-24T00:00:00.000"
+)
 
 
 def user_image(
@@ -55,7 +57,9 @@ def stream_record(
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
     if event_name != "REMOVE":
-        dynamodb["NewImage"] = new_image if new_image is not None else user_image(user_id, orgs, **image_options)
+        dynamodb["NewImage"] = (
+            new_image if new_image is not None else user_image(user_id, orgs, **image_options)
+        )
     return {
         "eventID": event_id or uuid.uuid4().hex,
         "eventName": event_name,
@@ -71,7 +75,9 @@ def body(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
-def sqs_message(message_body: str, *, group_id: str, message_id: str | None = None, receive_count: int = 1) -> dict[str, Any]:
+def sqs_message(
+    message_body: str, *, group_id: str, message_id: str | None = None, receive_count: int = 1
+) -> dict[str, Any]:
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": "handle-" + uuid.uuid4().hex,
@@ -95,4 +101,8 @@ def sqs_message(message_body: str, *, group_id: str, message_id: str | None = No
 
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
     """A Lambda SQS event holding the given stream records, one message each."""
-    return {"Records": [sqs_message(body(r), group_id=r["dynamodb"]["Keys"]["pk"]["S"]) for r in records]}
+    return {
+        "Records": [
+            sqs_message(body(r), group_id=r["dynamodb"]["Keys"]["pk"]["S"]) for r in records
+        ]
+    }

@@ -1,4 +1,4 @@
-"""The replication rule: staleness, diffs, chunk-claim continuation, coalescing and the apply loop."""
+"""The replication rule: staleness, diffs, claim continuation, coalescing, the apply loop."""
 
 from __future__ import annotations
 
@@ -9,18 +9,26 @@ from orgsync.domain.plan import Plan, Stale, coalesce, decide, fingerprint
 from orgsync.domain.replicator import ApplyStatus, apply_changes
 
 
-def change(user_id: str, seq: int, orgs=(), *, status="ACTIVE", email="p@example.org") -> UserChange:
+def change(
+    user_id: str, seq: int, orgs=(), *, status="ACTIVE", email="p@example.org"
+) -> UserChange:
     state = UserState(email=email, status=status, organizations=frozenset(orgs))
-    return UserChange(user_id=user_id, seq=seq, event_id=f"e{seq}", kind=ChangeKind.UPSERT, state=state)
+    return UserChange(
+        user_id=user_id, seq=seq, event_id=f"e{seq}", kind=ChangeKind.UPSERT, state=state
+    )
 
 
 def removal(user_id: str, seq: int) -> UserChange:
-    return UserChange(user_id=user_id, seq=seq, event_id=f"e{seq}", kind=ChangeKind.REMOVE, state=None)
+    return UserChange(
+        user_id=user_id, seq=seq, event_id=f"e{seq}", kind=ChangeKind.REMOVE, state=None
+    )
 
 
 def replicated(seq: int, orgs=(), *, status="ACTIVE", revision=1, **extra) -> ReplicationState:
     state = UserState(email="p@example.org", status=status, organizations=frozenset(orgs))
-    return ReplicationState(seq=seq, revision=revision, orgs=frozenset(orgs), fingerprint=fingerprint(state), **extra)
+    return ReplicationState(
+        seq=seq, revision=revision, orgs=frozenset(orgs), fingerprint=fingerprint(state), **extra
+    )
 
 
 def plan_of(decision) -> Plan:
@@ -58,7 +66,9 @@ def test_joining_one_more_org_writes_only_the_new_membership():
 
 
 def test_a_status_change_rewrites_every_membership():
-    plan = plan_of(decide(change("u", 6, ["a", "b"], status="SUSPENDED"), replicated(5, ["a", "b"])))
+    plan = plan_of(
+        decide(change("u", 6, ["a", "b"], status="SUSPENDED"), replicated(5, ["a", "b"]))
+    )
     assert sorted(m.org_id for m in plan.puts) == ["a", "b"]
     assert {m.status for m in plan.puts} == {"SUSPENDED"}
 
@@ -97,7 +107,14 @@ def test_a_plan_counts_its_replication_record_as_an_action():
 
 
 def test_coalescing_keeps_the_newest_change_of_each_user():
-    result = coalesce([("m1", change("u", 3)), ("m2", change("v", 1)), ("m3", change("u", 7)), ("m4", change("u", 5))])
+    result = coalesce(
+        [
+            ("m1", change("u", 3)),
+            ("m2", change("v", 1)),
+            ("m3", change("u", 7)),
+            ("m4", change("u", 5)),
+        ]
+    )
     assert result.newest["u"][0] == "m3"
     assert result.newest["v"][0] == "m2"
     assert result.superseded == {"m1", "m4"}
@@ -129,14 +146,20 @@ def test_a_conflict_is_re_read_and_re_planned_not_retried_blindly():
 def test_a_user_that_keeps_conflicting_fails_without_failing_others():
     store = FakeReplicationStore()
     store.conflicts_to_inject["u"] = 99
-    results = apply_changes({"u": change("u", 4, ["a"]), "v": change("v", 4, ["a"])}, store, max_attempts=3)
+    results = apply_changes(
+        {"u": change("u", 4, ["a"]), "v": change("v", 4, ["a"])}, store, max_attempts=3
+    )
     assert results["u"].status is ApplyStatus.FAILED
     assert results["v"].status is ApplyStatus.APPLIED
 
 
 def test_replaying_any_older_change_or_any_change_twice_changes_nothing():
     store = FakeReplicationStore()
-    history = [change("u", 1, ["a"]), change("u", 2, ["a", "b"]), change("u", 3, ["c"], status="SUSPENDED")]
+    history = [
+        change("u", 1, ["a"]),
+        change("u", 2, ["a", "b"]),
+        change("u", 3, ["c"], status="SUSPENDED"),
+    ]
     for item in history:
         apply_changes({"u": item}, store)
     final = dict(store.memberships)

@@ -10,8 +10,8 @@ from stream_records import body, stream_record, user_image
 
 from orgsync.domain.model import ChangeKind, UserChange
 from orgsync.domain.records import (
-    IgnoreReason,
     Ignored,
+    IgnoreReason,
     Rejected,
     RejectReason,
     decode_body,
@@ -49,7 +49,10 @@ def test_a_body_that_is_not_json_is_rejected():
     assert rejected("{not json").reason is RejectReason.INVALID_JSON
 
 
-@pytest.mark.parametrize("payload", ["[]", "42", '"text"', "{}", '{"dynamodb": {}}', '{"dynamodb": {"Keys": {"pk": {"N": "1"}}}}'])
+@pytest.mark.parametrize(
+    "payload",
+    ["[]", "42", '"text"', "{}", '{"dynamodb": {}}', '{"dynamodb": {"Keys": {"pk": {"N": "1"}}}}'],
+)
 def test_json_that_is_not_a_stream_record_is_rejected(payload):
     assert rejected(payload).reason is RejectReason.NOT_A_STREAM_RECORD
 

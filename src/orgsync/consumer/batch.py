@@ -84,7 +84,7 @@ class BatchConsumer:
         self._clock = clock
 
     def handle(
-        self, event: Mapping[str, Any], context: LambdaContext
+        self, event: Mapping[str, Any], context: LambdaContext | None
     ) -> tuple[PartialItemFailureResponse, BatchReport]:
         """Process a Lambda SQS event; returns the partial batch response and the report."""
         records = [SQSRecord(record) for record in event.get("Records", [])]

@@ -1,0 +1,82 @@
+"""pytest plugin: a running local orgsync stack for a test session, and a `drain` to wait on it.
+
+Loaded in every pytest run through the `pytest11` entry point, so importing this module must stay
+cheap: the stack (moto, boto3, the template) is imported inside the fixtures only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from orgsync.local.stack import LocalStack
+
+__all__ = ["orgsync_drain", "orgsync_stack", "pytest_addoption"]
+
+_STORE_ENV = "ORGSYNC_TEST_STORE"
+_DYNAMODB_LOCAL_ENV = "ORGSYNC_DYNAMODB_LOCAL_DIR"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("orgsync", "orgsync local stack")
+    group.addoption(
+        "--orgsync-store",
+        choices=("moto", "dynamodb-local"),
+        default=None,
+        help=f"store behind the orgsync_stack fixture (default: ${_STORE_ENV} or moto)",
+    )
+    group.addoption(
+        "--orgsync-template",
+        default=None,
+        help="template.yaml for the orgsync_stack fixture (default: ./template.yaml)",
+    )
+
+
+def _template_path(config: pytest.Config) -> Path:
+    option = config.getoption("--orgsync-template")
+    if option:
+        return Path(str(option))
+    for base in (Path.cwd(), config.rootpath):
+        if (base / "template.yaml").is_file():
+            return base / "template.yaml"
+    raise pytest.UsageError("no template.yaml found: pass --orgsync-template PATH")
+
+
+@pytest.fixture(scope="session")
+def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    """The template's stack on a free port (moto by default), pipe and poller running.
+
+    Its moto backends are this process's: tests that start their own moto servers in the same
+    session share that state, so they should use other resource names (or a NamePrefix).
+    """
+    from orgsync.local.errors import DynamoDBLocalNotFoundError  # noqa: PLC0415
+    from orgsync.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+
+    store = request.config.getoption("--orgsync-store") or os.environ.get(_STORE_ENV) or "moto"
+    dynamodb_local_dir = os.environ.get(_DYNAMODB_LOCAL_ENV)
+    options = StackOptions(
+        template_path=_template_path(request.config),
+        port=0,
+        store="dynamodb-local" if store == "dynamodb-local" else "moto",
+        dynamodb_local_dir=Path(dynamodb_local_dir) if dynamodb_local_dir else None,
+    )
+    stack = LocalStack(options)
+    try:
+        stack.start()
+    except DynamoDBLocalNotFoundError as exc:
+        pytest.skip(f"orgsync_stack needs DynamoDB Local: {exc}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def orgsync_drain(orgsync_stack: LocalStack) -> Callable[..., None]:
+    """`orgsync_drain(timeout=30.0)`: return once the stream is read and the queue is quiet."""
+    return orgsync_stack.drain

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.util
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -216,20 +219,42 @@ def _whole_batch_failed(message_ids: tuple[str, ...], reason: str) -> BatchOutco
 # --------------------------------------------------------------------------- handler & env
 
 
-def import_handler(dotted_path: str) -> Handler:
-    """Import `package.module.function` the way Lambda resolves a Handler setting."""
+def import_handler(dotted_path: str, *, fresh: bool = False) -> Handler:
+    """Import `package.module.function` the way Lambda resolves a Handler setting.
+
+    `fresh` executes the handler's module anew, as a cold start in a new execution environment
+    would: whatever it cached at module level (clients bound to an endpoint that an earlier local
+    stack of this process used) starts empty. Modules it imports are shared as usual.
+    """
     module_name, _, attribute = dotted_path.rpartition(".")
     if not module_name:
         raise HandlerImportError(f"handler {dotted_path!r} is not of the form module.function")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+        if fresh:
+            module = _execute_anew(module_name, module)
+    except Exception as exc:  # whatever the module raises while loading is an init error
         raise HandlerImportError(f"cannot import handler module {module_name}: {exc}") from exc
     handler = getattr(module, attribute, None)
     if not callable(handler):
         raise HandlerImportError(f"{module_name} has no callable {attribute}")
     result: Handler = handler
     return result
+
+
+def _execute_anew(module_name: str, previous: ModuleType) -> ModuleType:
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module spec for {module_name}")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as a normal import does (dataclasses look it up there).
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules[module_name] = previous
+        raise
+    return module
 
 
 def lambda_environment(
@@ -258,8 +283,8 @@ def lambda_environment(
     if endpoint_url is not None:
         environment["AWS_ENDPOINT_URL"] = endpoint_url
     defaults = {
-        "AWS_ACCESS_KEY_ID": "orgsync-local",
-        "AWS_SECRET_ACCESS_KEY": "orgsync-local",
+        "AWS_ACCESS_KEY_ID": "orgsynclocal",
+        "AWS_SECRET_ACCESS_KEY": "orgsynclocal",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "false" if emit_metrics else "true",
     }

@@ -8,20 +8,26 @@ small reverse proxy that routes by X-Amz-Target so clients see one endpoint. No 
 from __future__ import annotations
 
 import http.client
+import io
+import json
 import logging
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from orgsync.local.errors import DynamoDBLocalNotFoundError, EmulatorStartError
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 __all__ = [
     "DynamoDBLocalDistribution",
@@ -29,6 +35,7 @@ __all__ = [
     "EmbeddedStore",
     "MotoStore",
     "RoutingProxy",
+    "SerializedApplication",
     "StoreKind",
     "default_dynamodb_local_cache_dir",
     "find_free_port",
@@ -113,48 +120,126 @@ class MotoStore:
     """moto's server in a thread of this process: DynamoDB, Streams, SQS (and more) in memory.
 
     moto keeps no state on disk, so `--state-dir` has no effect with this store. All moto servers
-    of one process share one set of backends (moto's state is process-global).
+    of one process share one set of backends (moto's state is process-global). Requests are
+    applied one at a time (see `SerializedApplication`).
     """
 
     def __init__(self, *, port: int = 0, host: str = _HOST) -> None:
         self._requested_port = port
         self._host = host
-        self._server: object | None = None
-        self._port: int | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        if self._port is None:
+        if self._server is None:
             raise EmulatorStartError("moto server is not running")
-        return self._port
+        return int(self._server.server_address[1])
 
     @property
     def endpoint_url(self) -> str:
         return f"http://{self._host}:{self.port}"
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy, only when used
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - heavy, only when used
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
 
         # werkzeug logs every request at INFO: one line per API call would drown the console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        _ensure_port_free(self._host, self._requested_port)
-        server = ThreadedMotoServer(ip_address=self._host, port=self._requested_port, verbose=False)
+        application = SerializedApplication(DomainDispatcherApplication(create_backend_app))
         try:
-            server.start()
-        except OSError as exc:
+            server = make_server(
+                self._host,
+                self._requested_port,
+                application,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+            )
+        except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
             raise EmulatorStartError(
-                f"moto server cannot bind port {self._requested_port}"
+                f"moto server cannot bind {self._host}:{self._requested_port}: port in use?"
             ) from exc
         self._server = server
-        _, self._port = server.get_host_and_port()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="orgsync-moto"
+        )
+        self._thread.daemon = True
+        self._thread.start()
         _wait_until_answering(self.port, timeout=10, what="moto server")
         logger.info("moto server listening on %s", self.endpoint_url)
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.stop()  # type: ignore[attr-defined]
-        self._port = None
+            server.shutdown()
+            server.server_close()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+
+class SerializedApplication:
+    """Runs moto's WSGI app for one request at a time, SQS long polls excepted.
+
+    moto's backends are not thread-safe: concurrent TransactWriteItems deep-copy a table another
+    thread is writing ("dictionary changed size during iteration"), and a transaction's condition
+    checks can interleave with other writes, which DynamoDB never allows. moto is CPU-bound
+    under the GIL anyway, so serialising costs little. A ReceiveMessage that may wait
+    (WaitTimeSeconds absent or > 0) runs outside the lock, or it would block the very send
+    it waits for.
+    """
+
+    def __init__(self, application: WsgiApplication) -> None:
+        self._application = application
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if _may_wait(environ):
+            return self._application(environ, start_response)
+        with self._lock:
+            result = self._application(environ, start_response)
+            try:
+                body = b"".join(result)  # the app may produce lazily: finish inside the lock
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+
+WsgiApplication = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+def _may_wait(environ: dict[str, Any]) -> bool:
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    query = str(environ.get("QUERY_STRING", ""))
+    form = "x-www-form-urlencoded" in str(environ.get("CONTENT_TYPE", ""))
+    if target != "AmazonSQS.ReceiveMessage" and "Action=ReceiveMessage" not in query and not form:
+        return False
+    body = _buffer_body(environ)
+    if target == "AmazonSQS.ReceiveMessage":
+        try:
+            wait = json.loads(body or b"{}").get("WaitTimeSeconds")
+        except (ValueError, AttributeError):
+            return True
+        return wait is None or int(wait) > 0
+    parameters = urllib.parse.parse_qs(query + "&" + body.decode(errors="replace"))
+    if parameters.get("Action", [""])[0] != "ReceiveMessage":
+        return False
+    wait_values = parameters.get("WaitTimeSeconds")
+    return wait_values is None or int(wait_values[0] or 0) > 0
+
+
+def _buffer_body(environ: dict[str, Any]) -> bytes:
+    # Read the request body and put it back, so the application still finds it.
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def _ensure_port_free(host: str, port: int) -> None:

@@ -123,12 +123,15 @@ class PipeModel:
     maximum_retry_attempts: int | None = None
     maximum_record_age_seconds: int | None = None
     dead_letter_target_arn: str | None = None
+    dead_letter_queue_name: str | None = None
+    dead_letter_queue_url: str | None = None
 
     def settings(
         self,
         stream_arn: str,
         *,
         target_queue_url: str | None = None,
+        dead_letter_queue_url: str | None = None,
         checkpoint_table: str | None = None,
     ) -> PipeSettings:
         """The pipe emulation's settings, bound to the stream the live table actually has."""
@@ -147,6 +150,7 @@ class PipeModel:
             filter_patterns=self.filter_patterns,
             message_group_id=self.message_group_id,
             message_deduplication_id=self.message_deduplication_id,
+            dead_letter_queue_url=dead_letter_queue_url or self.dead_letter_queue_url,
             **extra,
         )
 
@@ -423,7 +427,10 @@ def _pipe_model(resolver: Resolver, logical_id: str, queues: Sequence[QueueModel
         for item in filters
     )
     sqs_parameters = (properties.get("TargetParameters") or {}).get("SqsQueueParameters") or {}
-    dead_letter = stream_parameters.get("DeadLetterConfig") or {}
+    dead_letter_arn = (stream_parameters.get("DeadLetterConfig") or {}).get("Arn")
+    dead_letter = None
+    if dead_letter_arn is not None and ":sqs:" in str(dead_letter_arn):
+        dead_letter = _queue_for_arn(queues, str(dead_letter_arn), f"pipe {logical_id} DLQ")
     return PipeModel(
         logical_id=logical_id,
         name=resolver.name_of(logical_id),
@@ -444,7 +451,9 @@ def _pipe_model(resolver: Resolver, logical_id: str, queues: Sequence[QueueModel
         maximum_record_age_seconds=to_optional_int(
             stream_parameters.get("MaximumRecordAgeInSeconds"), "MaximumRecordAgeInSeconds"
         ),
-        dead_letter_target_arn=dead_letter.get("Arn"),
+        dead_letter_target_arn=dead_letter_arn,
+        dead_letter_queue_name=dead_letter.name if dead_letter else None,
+        dead_letter_queue_url=dead_letter.url if dead_letter else None,
     )
 
 

@@ -1,0 +1,486 @@
+"""The embedded local stack: a store, the template's resources, the pipe and the consumer poller.
+
+The composition root of `orgsync.local`: builds the boto3 clients for one endpoint and wires the
+store, resources, pipe emulation and poller together. Reads no environment variables itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orgsync.local.errors import DrainTimeoutError, LocalStackError
+from orgsync.local.poller import (
+    EventSourceConfig,
+    Handler,
+    PollerStats,
+    SqsEventSourcePoller,
+    import_handler,
+    lambda_environment,
+)
+from orgsync.local.resources import CreatedResources, create_resources
+from orgsync.local.store import EmbeddedStore, start_store
+from orgsync.local.template import StackModel, load_stack_model
+
+if TYPE_CHECKING:
+    from orgsync.pipe.metrics import PipeMetrics, ShardPosition
+    from orgsync.pipe.runner import PipeRunner
+
+__all__ = [
+    "LocalStack",
+    "PipeStatus",
+    "PollerStatus",
+    "QueueDepth",
+    "StackOptions",
+    "StackStatus",
+]
+
+logger = logging.getLogger(__name__)
+
+_DUMMY_CREDENTIALS: Final[Mapping[str, str]] = MappingProxyType(
+    {"aws_access_key_id": "orgsynclocal", "aws_secret_access_key": "orgsynclocal"}
+)
+_DRAIN_POLL_SECONDS = 0.02
+_UNKNOWN_ACCOUNT = "000000000000"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    template_path: Path
+    port: int = 4566  # 0: any free port
+    store: Literal["moto", "dynamodb-local"] = "moto"
+    state_dir: Path | None = None  # DynamoDB Local keeps tables here; moto keeps nothing
+    endpoint_url: str | None = None  # use this endpoint instead of starting a store
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    maximum_concurrency: int | None = None  # None: the template's ScalingConfig
+    region: str = "us-east-1"
+    run_pipeline: bool = True  # False: resources only, no pipe and no poller
+    dynamodb_local_dir: Path | None = None  # ORGSYNC_DYNAMODB_LOCAL_DIR, read by the caller
+    handler: Handler | None = None  # None: the Handler the template names
+    emit_metrics: bool = False  # Powertools EMF lines on stdout
+    pipe_poll_interval: float = 0.25  # Pipes poll each shard about four times a second
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    url: str
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+@dataclass(frozen=True)
+class PipeStatus:
+    name: str
+    running: bool
+    caught_up: bool
+    metrics: PipeMetrics
+    shards: tuple[ShardPosition, ...]
+    failures: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class PollerStatus:
+    function_name: str
+    queue_name: str
+    concurrency: int
+    stats: PollerStats
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    endpoint_url: str
+    store: str
+    queues: tuple[QueueDepth, ...]
+    pipes: tuple[PipeStatus, ...]
+    pollers: tuple[PollerStatus, ...]
+
+    def queue(self, name: str) -> QueueDepth:
+        for depth in self.queues:
+            if depth.name == name:
+                return depth
+        raise LocalStackError(f"no queue named {name}")
+
+
+class _PipeThread:
+    """One PipeRunner.run(stop) in a thread; remembers why it died, if it did."""
+
+    def __init__(self, runner: PipeRunner) -> None:
+        self.runner = runner
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"orgsync-pipe-{runner.settings.name}", daemon=True
+        )
+
+    def _run(self) -> None:
+        try:
+            self.runner.run(self._stop)
+        except Exception as exc:  # the pipe stops; status and drain report why
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("pipe %s stopped", self.runner.settings.name)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+class LocalStack:
+    """Start with `start()` or `with LocalStack(options) as stack:`; `stop()` is idempotent."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self._store: EmbeddedStore | None = None
+        self._endpoint_url: str | None = None
+        self._model: StackModel | None = None
+        self._created: CreatedResources | None = None
+        self._clients: dict[str, Any] = {}
+        self._pipes: list[_PipeThread] = []
+        self._pollers: list[SqsEventSourcePoller] = []
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Serve the endpoint, create the resources, start the pipe and the poller."""
+        with self._lock:
+            if self._endpoint_url is not None:
+                raise LocalStackError("the local stack is already running")
+            try:
+                self._start()
+            except BaseException:
+                self._stop()
+                raise
+
+    def _start(self) -> None:
+        options = self.options
+        if options.endpoint_url:
+            self._endpoint_url = options.endpoint_url.rstrip("/")
+        else:
+            self._store = start_store(
+                options.store,
+                port=options.port,
+                state_dir=options.state_dir,
+                dynamodb_local_dir=options.dynamodb_local_dir,
+            )
+            self._endpoint_url = self._store.endpoint_url
+        account_id = self._account_id()
+        model = self._load_model(account_id, physical_ids={})
+        created = create_resources(model, dynamodb=self.client("dynamodb"), sqs=self.client("sqs"))
+        # Endpoints that spell queue URLs their own way: re-resolve Refs with the real ones.
+        differing = {
+            queue.logical_id: created.queue_urls[queue.logical_id]
+            for queue in model.queues
+            if created.queue_urls[queue.logical_id] != queue.url
+        }
+        if differing:
+            model = self._load_model(account_id, physical_ids=differing)
+        self._model, self._created = model, created
+        if options.run_pipeline:
+            self._start_pipes(model, created)
+            self._start_pollers(model, created)
+        logger.info("local stack serving %s", self._endpoint_url)
+
+    def _load_model(self, account_id: str, *, physical_ids: Mapping[str, str]) -> StackModel:
+        return load_stack_model(
+            self.options.template_path,
+            parameters=self.options.parameters,
+            region=self.options.region,
+            account_id=account_id,
+            endpoint_url=self._endpoint_url,
+            physical_ids=physical_ids,
+        )
+
+    def _account_id(self) -> str:
+        # moto answers 123456789012, LocalStack 000000000000, AWS the real one: queue URLs and
+        # ARNs built from the template must carry the same.
+        try:
+            return str(self.client("sts").get_caller_identity()["Account"])
+        except (ClientError, BotoCoreError):
+            return _UNKNOWN_ACCOUNT
+
+    def _start_pipes(self, model: StackModel, created: CreatedResources) -> None:
+        from orgsync.pipe.runner import PipeRunner  # noqa: PLC0415 - only with a pipeline
+
+        for pipe in model.pipes:
+            table = model.table_named(pipe.source_table_name)
+            stream_arn = created.stream_arns.get(table.logical_id)
+            if stream_arn is None:
+                raise LocalStackError(f"pipe {pipe.name}: table {table.name} has no stream")
+            target = model.queue_named(pipe.target_queue_name)
+            dead_letter_url = None
+            if pipe.dead_letter_queue_name is not None:
+                dead_letter = model.queue_named(pipe.dead_letter_queue_name)
+                dead_letter_url = created.queue_urls[dead_letter.logical_id]
+            settings = pipe.settings(
+                stream_arn,
+                target_queue_url=created.queue_urls[target.logical_id],
+                dead_letter_queue_url=dead_letter_url,
+            )
+            runner = PipeRunner(
+                settings,
+                streams=self.client("dynamodbstreams"),
+                sqs=self.client("sqs"),
+                dynamodb=self.client("dynamodb"),
+                poll_interval=self.options.pipe_poll_interval,
+            )
+            runner.ensure_checkpoint_table()
+            thread = _PipeThread(runner)
+            thread.start()
+            self._pipes.append(thread)
+
+    def _start_pollers(self, model: StackModel, created: CreatedResources) -> None:
+        embedded = self._store is not None
+        for function in model.functions:
+            sources = [source for source in function.sqs_event_sources if source.enabled]
+            if not sources:
+                continue
+            # Each stack start is a cold start: the handler module runs anew (see import_handler).
+            handler = self.options.handler or import_handler(function.handler, fresh=True)
+            environment = lambda_environment(
+                function,
+                endpoint_url=self._endpoint_url,
+                region=self.options.region,
+                emit_metrics=self.options.emit_metrics,
+            )
+            for source in sources:
+                queue = model.queue_named(source.queue_name)
+                config = EventSourceConfig.for_function(
+                    function,
+                    source,
+                    region=self.options.region,
+                    queue_url=created.queue_urls[queue.logical_id],
+                    queue_arn=created.queue_arns[queue.logical_id],
+                    maximum_concurrency=self.options.maximum_concurrency,
+                    receive_wait_seconds=0 if embedded else 1,
+                )
+                poller = SqsEventSourcePoller(
+                    config, sqs=self.client("sqs"), handler=handler, environment=environment
+                )
+                poller.start()
+                self._pollers.append(poller)
+
+    def stop(self) -> None:
+        """Stop the poller (running invocations finish), the pipe, then the store."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        pollers, self._pollers = self._pollers, []
+        for poller in pollers:
+            poller.stop()
+        pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            pipe.stop(timeout=10)
+        store, self._store = self._store, None
+        if store is not None:
+            store.stop()
+        self._endpoint_url = None
+        self._clients.clear()
+
+    # ------------------------------------------------------------------ access
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._endpoint_url is None:
+            raise LocalStackError("the local stack is not running")
+        return self._endpoint_url
+
+    @property
+    def model(self) -> StackModel:
+        if self._model is None:
+            raise LocalStackError("the local stack is not running")
+        return self._model
+
+    @property
+    def resources(self) -> CreatedResources:
+        if self._created is None:
+            raise LocalStackError("the local stack is not running")
+        return self._created
+
+    @property
+    def pipes(self) -> tuple[PipeRunner, ...]:
+        return tuple(thread.runner for thread in self._pipes)
+
+    @property
+    def pollers(self) -> tuple[SqsEventSourcePoller, ...]:
+        return tuple(self._pollers)
+
+    @property
+    def pipe(self) -> PipeRunner:
+        if not self._pipes:
+            raise LocalStackError("no pipe is running (no pipe in the template, or no pipeline)")
+        return self._pipes[0].runner
+
+    @property
+    def poller(self) -> SqsEventSourcePoller:
+        if not self._pollers:
+            raise LocalStackError("no poller is running (no SQS event source, or no pipeline)")
+        return self._pollers[0]
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client for the endpoint (cached; boto3 clients are thread-safe)."""
+        if service_name not in self._clients:
+            concurrency = max(self.options.maximum_concurrency or 10, 10)
+            credentials: Mapping[str, str] = _DUMMY_CREDENTIALS
+            if self.options.endpoint_url and boto3.session.Session().get_credentials():
+                credentials = {}  # an external endpoint may be AWS: use the real chain
+            self._clients[service_name] = boto3.session.Session().client(
+                service_name,  # type: ignore[call-overload]
+                endpoint_url=self.endpoint_url,
+                region_name=self.options.region,
+                config=Config(
+                    max_pool_connections=concurrency + 10,
+                    retries={"mode": "standard", "max_attempts": 5},
+                ),
+                **credentials,
+            )
+        return self._clients[service_name]
+
+    # ------------------------------------------------------------------ drain & status
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Return once every write made before the call has gone through the whole pipeline.
+
+        Quiet means: each pipe finished a full pass that began after the previous check and read
+        nothing, the consumed queues hold no visible and no in-flight message, and no invocation
+        is running; checked twice in a row. Raises DrainTimeoutError naming what is pending.
+        """
+        if not self._pipes and not self._pollers:
+            raise LocalStackError("drain needs a running pipeline (run_pipeline=True)")
+        deadline = time.monotonic() + timeout
+        # Two passes: the pass running now may have started before the caller's last write.
+        marks = [thread.runner.metrics.passes + 2 for thread in self._pipes]
+        confirmed = 0
+        while True:
+            waiting = self._pipes_waited_for(marks)
+            if not waiting:
+                pending = self._pending()
+                if pending:
+                    confirmed = 0
+                else:
+                    confirmed += 1
+                    if confirmed == 2:
+                        return
+                    # The second check wants the pipe caught up again after the first one.
+                    marks = [thread.runner.metrics.passes + 1 for thread in self._pipes]
+            else:
+                pending = waiting
+            if time.monotonic() >= deadline:
+                raise DrainTimeoutError(
+                    f"pipeline not quiet after {timeout:g}s: " + "; ".join(pending), tuple(pending)
+                )
+            time.sleep(_DRAIN_POLL_SECONDS)
+
+    def _pipes_waited_for(self, marks: list[int]) -> list[str]:
+        waiting: list[str] = []
+        for thread, mark in zip(self._pipes, marks, strict=True):
+            name = thread.runner.settings.name
+            if not thread.alive:
+                reason = f"pipe {name} stopped: {thread.error}"
+                raise DrainTimeoutError(f"pipeline cannot drain: {reason}", (reason,))
+            if thread.runner.metrics.passes < mark:
+                waiting.append(f"pipe {name} has not finished a pass over the stream yet")
+        return waiting
+
+    def _pending(self) -> list[str]:
+        pending = [
+            f"pipe {thread.runner.settings.name} is still reading or sending records"
+            for thread in self._pipes
+            if not thread.runner.is_caught_up()
+        ]
+        for poller in self._pollers:
+            depth = self._depth(poller.config.queue_url)
+            if depth.visible or depth.in_flight or depth.delayed:
+                pending.append(
+                    f"queue {depth.name}: {depth.visible} visible, {depth.in_flight} in flight"
+                    + (f", {depth.delayed} delayed" if depth.delayed else "")
+                )
+            running = poller.active_invocations
+            if running:
+                pending.append(f"{poller.config.function_name}: {running} invocations running")
+        return pending
+
+    def _depth(self, queue_url: str) -> QueueDepth:
+        names: list[Any] = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        try:
+            attributes = self.client("sqs").get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=names
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise LocalStackError(f"cannot read the depth of {queue_url}: {exc}") from exc
+        return QueueDepth(
+            name=queue_url.rstrip("/").rsplit("/", 1)[-1],
+            url=queue_url,
+            visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+        )
+
+    def status(self) -> StackStatus:
+        """Queue and DLQ depths, each pipe's per-shard position, each poller's counters."""
+        created = self.resources
+        queues = tuple(
+            self._depth(created.queue_urls[queue.logical_id]) for queue in self.model.queues
+        )
+        pipes = tuple(
+            PipeStatus(
+                name=thread.runner.settings.name,
+                running=thread.alive,
+                caught_up=thread.runner.is_caught_up(),
+                metrics=thread.runner.metrics.snapshot(),
+                shards=tuple(thread.runner.position()),
+                failures=len(thread.runner.failures),
+                last_error=thread.error,
+            )
+            for thread in self._pipes
+        )
+        pollers = tuple(
+            PollerStatus(
+                function_name=poller.config.function_name,
+                queue_name=poller.config.queue_url.rsplit("/", 1)[-1],
+                concurrency=poller.config.maximum_concurrency,
+                stats=poller.stats(),
+            )
+            for poller in self._pollers
+        )
+        store = self.options.store if self._store is not None else "external"
+        return StackStatus(
+            endpoint_url=self.endpoint_url, store=store, queues=queues, pipes=pipes, pollers=pollers
+        )

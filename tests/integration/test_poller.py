@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import threading
@@ -85,12 +86,10 @@ class FifoQueue:
     def release(self, event: dict[str, Any]) -> None:
         """Make the event's messages that are still in flight visible again at once."""
         for record in event["Records"]:
-            try:
+            with contextlib.suppress(self.sqs.exceptions.ClientError):  # deleted: succeeded
                 self.sqs.change_message_visibility(
                     QueueUrl=self.url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
                 )
-            except self.sqs.exceptions.ClientError:
-                pass  # deleted: it succeeded
 
     def visible_bodies_in_order(self) -> list[str]:
         """Read every visible message back (deleting it), group order preserved."""

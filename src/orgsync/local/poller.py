@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchOutcome",
+    "apply_environment",
     "EventSourceConfig",
     "LambdaContext",
     "PollerStats",
@@ -44,6 +45,7 @@ __all__ = [
     "decide_batch_outcome",
     "import_handler",
     "lambda_environment",
+    "restore_environment",
 ]
 
 logger = logging.getLogger(__name__)
@@ -294,11 +296,26 @@ def lambda_environment(
     return environment
 
 
-def apply_environment(environment: Mapping[str, str | None]) -> None:
-    # Process-global on purpose: the handler reads os.environ (as in Lambda) and the local stack
-    # runs one function per process, so there is nothing else for these variables to disturb.
+def apply_environment(environment: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set the variables in os.environ; return what they were (None: unset), for restoring.
+
+    Process-global on purpose: the handler reads os.environ, as in Lambda, and a local stack runs
+    its function in this process. Two stacks running at once in one process would share these
+    variables; one after the other is fine, since stopping a poller restores them.
+    """
+    previous: dict[str, str | None] = {}
     for name, value in environment.items():
         if value is not None:
+            previous[name] = os.environ.get(name)
+            os.environ[name] = value
+    return previous
+
+
+def restore_environment(previous: Mapping[str, str | None]) -> None:
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
             os.environ[name] = value
 
 
@@ -392,6 +409,7 @@ class SqsEventSourcePoller:
         self._counter_lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._environment_applied = False
+        self._previous_environment: dict[str, str | None] = {}
         self._invocations = 0
         self._received = 0
         self._succeeded = 0
@@ -425,6 +443,9 @@ class SqsEventSourcePoller:
         if alive:
             logger.warning("poller workers still running after %.0fs: %s", timeout, alive)
         self._workers = []
+        if self._environment_applied:
+            restore_environment(self._previous_environment)
+            self._environment_applied = False
 
     @property
     def active_invocations(self) -> int:
@@ -470,7 +491,7 @@ class SqsEventSourcePoller:
 
     def _apply_environment(self) -> None:
         if not self._environment_applied:
-            apply_environment(self._environment)
+            self._previous_environment = apply_environment(self._environment)
             self._environment_applied = True
 
     def _receive(self) -> list[MessageTypeDef]:

@@ -299,7 +299,7 @@ class LocalStack:
 
     def _stop(self) -> None:
         pollers, self._pollers = self._pollers, []
-        for poller in pollers:
+        for poller in reversed(pollers):  # each restores the environment the previous one saw
             poller.stop()
         pipes, self._pipes = self._pipes, []
         for pipe in pipes:

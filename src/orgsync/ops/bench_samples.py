@@ -65,6 +65,38 @@ def user_item(
     }
 
 
+def stream_record_body(
+    user_id: str,
+    *,
+    seq: int,
+    email: str,
+    organizations: tuple[str, ...],
+    old_organizations: tuple[str, ...] | None = None,
+    event_id: str | None = None,
+) -> str:
+    """One SQS message body as EventBridge Pipes delivers a MODIFY (INSERT without old orgs)."""
+    stream: dict[str, Any] = {
+        "ApproximateCreationDateTime": 1764000000.0,
+        "Keys": {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
+        "NewImage": user_item(user_id, email=email, organizations=organizations),
+        "SequenceNumber": str(seq),
+        "SizeBytes": 310,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if old_organizations is not None:
+        stream["OldImage"] = user_item(user_id, email=email, organizations=old_organizations)
+    record = {
+        "eventID": event_id or hashlib.md5(str(seq).encode(), usedforsecurity=False).hexdigest(),
+        "eventName": "INSERT" if old_organizations is None else "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": stream,
+        "eventSourceARN": STREAM_ARN,
+    }
+    return json.dumps(record, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class HotPathSample:
     """One SQS message body and the REPLICATION record the consumer would read for its user."""
@@ -85,23 +117,9 @@ def hot_path_samples(count: int) -> list[HotPathSample]:
         email = email_for(index, 0)
         old_orgs, new_orgs = orgs_for(index, 0), orgs_for(index, 1)
         seq = SEQUENCE_BASE + 2 * index + 1
-        record = {
-            "eventID": hashlib.md5(str(index).encode(), usedforsecurity=False).hexdigest(),
-            "eventName": "MODIFY",
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": {
-                "ApproximateCreationDateTime": 1764000000.0,
-                "Keys": {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
-                "NewImage": user_item(user_id, email=email, organizations=new_orgs),
-                "OldImage": user_item(user_id, email=email, organizations=old_orgs),
-                "SequenceNumber": str(seq),
-                "SizeBytes": 310,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
-            },
-            "eventSourceARN": STREAM_ARN,
-        }
+        body = stream_record_body(
+            user_id, seq=seq, email=email, organizations=new_orgs, old_organizations=old_orgs
+        )
         replicated = UserState(email=email, status="ACTIVE", organizations=frozenset(old_orgs))
         current = ReplicationState(
             seq=seq - 1,
@@ -109,6 +127,5 @@ def hot_path_samples(count: int) -> list[HotPathSample]:
             orgs=replicated.organizations,
             fingerprint=fingerprint(replicated),
         )
-        body = json.dumps(record, separators=(",", ":"))
         samples.append(HotPathSample(body=body, current=current))
     return samples

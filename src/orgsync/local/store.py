@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -151,6 +152,7 @@ class MotoStore:
         # werkzeug logs every request at INFO: one line per API call would drown the console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         application = SerializedApplication(DomainDispatcherApplication(create_backend_app))
+        _ensure_port_free(self._host, self._requested_port)
         try:
             server = make_server(
                 self._host,
@@ -243,7 +245,7 @@ def _buffer_body(environ: dict[str, Any]) -> bytes:
 
 
 def _ensure_port_free(host: str, port: int) -> None:
-    # ThreadedMotoServer binds inside its thread, where an error would go unseen: check first.
+    # A clear error up front (werkzeug prints its own and exits when it cannot bind).
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -524,6 +526,8 @@ def _make_proxy_handler(dynamodb_port: int, default_port: int) -> type[BaseHTTPR
             headers = {
                 key: value for key, value in self.headers.items() if key.lower() not in _HOP_BY_HOP
             }
+            if port == dynamodb_port and "Authorization" in headers:
+                headers["Authorization"] = _plain_access_key(headers["Authorization"])
             headers["Content-Length"] = str(len(body))
             for attempt in (1, 2):
                 connection = connection_to(port)
@@ -582,6 +586,23 @@ def _make_proxy_handler(dynamodb_port: int, default_port: int) -> type[BaseHTTPR
         do_HEAD = _relay  # noqa: N815
 
     return ProxyHandler
+
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def _plain_access_key(authorization: str) -> str:
+    """Give DynamoDB Local an access key id of letters and digits only.
+
+    DynamoDB Local (2.0 and later) rejects other key ids with UnrecognizedClientException, and
+    with -sharedDb the key selects nothing, so any client's dummy key (e.g. "orgsync-local")
+    can be replaced. It does not verify signatures, so the rewrite breaks none.
+    """
+    match = _CREDENTIAL.search(authorization)
+    if match is None or match.group(1).isalnum():
+        return authorization
+    plain = "".join(char for char in match.group(1) if char.isalnum()) or "orgsynclocal"
+    return authorization[: match.start(1)] + plain + authorization[match.end(1) :]
 
 
 # --------------------------------------------------------------------------- selection

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from moto.server import ThreadedMotoServer
 
 from orgsync.local.poller import EventSourceConfig, SqsEventSourcePoller, decide_batch_outcome
+from orgsync.local.store import MotoStore
 
 REGION = "us-east-1"
 
@@ -409,3 +410,42 @@ def test_an_empty_or_null_response_is_a_success() -> None:
         )
         assert outcome.succeeded == ("m1", "m2")
         assert outcome.failed == ()
+
+
+def test_a_long_poll_on_the_moto_store_does_not_hold_up_other_requests() -> None:
+    store = MotoStore(port=0)
+    store.start()
+    try:
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=store.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        url = sqs.create_queue(QueueName=f"long-poll-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        received: list[str] = []
+        waiting = threading.Thread(
+            target=lambda: received.extend(
+                m["Body"]
+                for m in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", [])
+            )
+        )
+        polling = threading.Event()
+        sqs.meta.events.register("before-send.sqs.ReceiveMessage", lambda **_: polling.set())
+        waiting.start()
+        assert polling.wait(timeout=5)
+        # For a second of the five the receive waits, other calls must be answered at once.
+        slowest = 0.0
+        probing_until = time.monotonic() + 1.0
+        while time.monotonic() < probing_until:
+            started = time.monotonic()
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            slowest = max(slowest, time.monotonic() - started)
+        sqs.send_message(QueueUrl=url, MessageBody="wake up")
+        waiting.join(timeout=10)
+    finally:
+        store.stop()
+
+    assert received == ["wake up"]
+    assert slowest < 2

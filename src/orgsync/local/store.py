@@ -195,9 +195,11 @@ class SerializedApplication:
     it waits for.
     """
 
+    # moto's backends are process-global, so one lock serves every moto server of the process.
+    _lock: Final = threading.Lock()
+
     def __init__(self, application: WsgiApplication) -> None:
         self._application = application
-        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if _may_wait(environ):

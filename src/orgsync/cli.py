@@ -503,7 +503,8 @@ def demo_command(
         template_path=_template_path(template),
         port=0,
         store=_store_kind(store),
-        parameters=_prefix_parameters(ctx),
+        # The story is the output: the consumer's per-record INFO lines would drown it.
+        parameters={**_prefix_parameters(ctx), "LogLevel": "WARNING"},
         dynamodb_local_dir=_dynamodb_local_dir(),
     )
     with LocalStack(options) as stack:

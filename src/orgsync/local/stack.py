@@ -25,8 +25,10 @@ from orgsync.local.poller import (
     Handler,
     PollerStats,
     SqsEventSourcePoller,
+    apply_environment,
     import_handler,
     lambda_environment,
+    restore_environment,
 )
 from orgsync.local.resources import CreatedResources, create_resources
 from orgsync.local.store import EmbeddedStore, start_store
@@ -267,14 +269,20 @@ class LocalStack:
             sources = [source for source in function.sqs_event_sources if source.enabled]
             if not sources:
                 continue
-            # Each stack start is a cold start: the handler module runs anew (see import_handler).
-            handler = self.options.handler or import_handler(function.handler, fresh=True)
             environment = lambda_environment(
                 function,
                 endpoint_url=self._endpoint_url,
                 region=self.options.region,
                 emit_metrics=self.options.emit_metrics,
             )
+            # Each stack start is a cold start: the handler module runs anew (see import_handler),
+            # with the function's environment already set, as Lambda does: Powertools reads
+            # POWERTOOLS_LOG_LEVEL and friends at import. The poller sets it again while it runs.
+            previous = apply_environment(environment)
+            try:
+                handler = self.options.handler or import_handler(function.handler, fresh=True)
+            finally:
+                restore_environment(previous)
             for source in sources:
                 queue = model.queue_named(source.queue_name)
                 config = EventSourceConfig.for_function(

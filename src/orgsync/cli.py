@@ -319,9 +319,10 @@ def status_command(
     if snapshot.pipe_positions is None:
         console.print("pipe: no local checkpoint table (on AWS, EventBridge Pipes tracks it)")
     else:
-        pipe = _table("shard", "sequence number", "finished", title="pipe position")
+        pipe = _table("pipe", "shard", "sequence number", "finished", title="pipe position")
         for position in snapshot.pipe_positions:
             pipe.add_row(
+                position.pipe,
                 position.shard_id,
                 position.sequence_number or "-",
                 "yes" if position.finished else "no",

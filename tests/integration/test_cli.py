@@ -15,6 +15,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from orgsync.cli import app
+from orgsync.pipe.checkpoint import Checkpoint, CheckpointStore
 
 DEFAULT_USER = "auth0|66199504eddfc16953adc92e"
 
@@ -208,23 +209,15 @@ def test_status_prints_queue_depths_and_table_sizes(stack: Stack) -> None:
 def test_status_shows_the_local_pipe_position_and_a_users_replication_record(
     stack: Stack,
 ) -> None:
-    checkpoints = "orgsync-local-pipe-checkpoints"
-    existing = stack.dynamodb.list_tables()["TableNames"]
-    if checkpoints not in existing:
-        stack.dynamodb.create_table(
-            TableName=checkpoints,
-            KeySchema=[{"AttributeName": "shard_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "shard_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    stack.dynamodb.put_item(
-        TableName=checkpoints,
-        Item={
-            "shard_id": {"S": "shardId-0001"},
-            "sequence_number": {"S": "4200000000000000000001"},
-            "finished": {"BOOL": False},
-        },
+    # Written by the pipe's own checkpoint store, so status reads exactly what the pipe keeps.
+    checkpoints = CheckpointStore(
+        stack.dynamodb,
+        table_name="orgsync-local-pipe-checkpoints",
+        pipe_name="user-table-dynamo-pipe",
+        stream_arn=f"arn:aws:dynamodb:us-east-1:000000000000:table/{stack.prefix}poc-users/stream/x",
     )
+    checkpoints.ensure_table()
+    checkpoints.save(Checkpoint("shardId-0001", "4200000000000000000001"))
     stack.dynamodb.put_item(
         TableName=f"{stack.prefix}poc-organizations",
         Item={
@@ -239,8 +232,13 @@ def test_status_shows_the_local_pipe_position_and_a_users_replication_record(
     result = stack.invoke("status", "--user", "auth0|a", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert {"shard_id": "shardId-0001", "sequence_number": "4200000000000000000001",
-            "finished": False} in data["pipe_positions"]  # fmt: skip
+    expected = {
+        "pipe": "user-table-dynamo-pipe",
+        "shard_id": "shardId-0001",
+        "sequence_number": "4200000000000000000001",
+        "finished": False,
+    }
+    assert expected in data["pipe_positions"]
     assert data["user"]["seq"] == 4200000000000000000001
     assert data["user"]["orgs"] == ["org-acme"]
 

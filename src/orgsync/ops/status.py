@@ -35,6 +35,9 @@ class TableSummary:
 
 @dataclass(frozen=True)
 class ShardPosition:
+    """A local pipe's checkpoint of one shard, as orgsync.pipe.checkpoint writes it."""
+
+    pipe: str
     shard_id: str
     sequence_number: str | None
     finished: bool
@@ -99,7 +102,7 @@ def read_pipe_positions(
         if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return None
         raise
-    return tuple(sorted(positions, key=lambda position: position.shard_id))
+    return tuple(sorted(positions, key=lambda position: (position.pipe, position.shard_id)))
 
 
 def read_user_replication(
@@ -146,7 +149,9 @@ def read_status(
 
 
 def _shard_position(item: dict[str, AttributeValueTypeDef]) -> ShardPosition:
+    # The pipe's partition key is "<pipe name>|<stream ARN>" (see orgsync.pipe.checkpoint).
     return ShardPosition(
+        pipe=item.get("pipe", {}).get("S", "?").partition("|")[0],
         shard_id=item.get("shard_id", {}).get("S", "?"),
         sequence_number=item.get("sequence_number", {}).get("S"),
         finished=bool(item.get("finished", {}).get("BOOL", False)),

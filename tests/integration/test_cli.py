@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from orgsync.cli import app
@@ -47,15 +45,6 @@ _CLEAN_ENV = {
     "AWS_REGION": None,
     "AWS_DEFAULT_REGION": None,
 }
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -8,17 +8,14 @@ table stay real.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
+from conftest import client
 
 from orgsync.pipe import PipeRunner, PipeSettings
 
@@ -30,44 +27,25 @@ USER_FILTER = json.dumps(
 # ---------------------------------------------------------------------------- fixtures
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def endpoint(moto_endpoint: str) -> str:
+    """The session's moto server (tests/integration/conftest.py)."""
+    return moto_endpoint
 
 
 @pytest.fixture(scope="module")
 def dynamodb(endpoint: str) -> Any:
-    return client(endpoint, "dynamodb")
+    return client("dynamodb", endpoint)
 
 
 @pytest.fixture(scope="module")
 def streams(endpoint: str) -> Any:
-    return client(endpoint, "dynamodbstreams")
+    return client("dynamodbstreams", endpoint)
 
 
 @pytest.fixture(scope="module")
 def sqs(endpoint: str) -> Any:
-    return client(endpoint, "sqs")
+    return client("sqs", endpoint)
 
 
 @pytest.fixture

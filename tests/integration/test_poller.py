@@ -5,18 +5,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from moto.server import ThreadedMotoServer
 
 from orgsync.local.poller import EventSourceConfig, SqsEventSourcePoller, decide_batch_outcome
 from orgsync.local.store import MotoStore
@@ -25,13 +23,9 @@ REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def endpoint(moto_endpoint: str) -> str:
+    """The session's moto server (tests/integration/conftest.py)."""
+    return moto_endpoint
 
 
 @pytest.fixture(scope="module")

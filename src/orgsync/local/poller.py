@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -322,6 +322,18 @@ def restore_environment(previous: Mapping[str, str | None]) -> None:
 # --------------------------------------------------------------------------- poller
 
 
+class BatchFaults(Protocol):
+    """Faults a poller lets happen to a batch (orgsync.local.chaos); absent in normal runs."""
+
+    def hold_seconds(self, message_ids: Sequence[str]) -> float:
+        """Wait this long before invoking: past the visibility timeout, another worker gets it."""
+        ...
+
+    def crashes(self, message_ids: Sequence[str]) -> bool:
+        """True: the handler ran, then the process 'died' before deleting anything."""
+        ...
+
+
 @dataclass(frozen=True)
 class EventSourceConfig:
     """One event source mapping as the poller runs it (from the template, or built by a test)."""
@@ -399,9 +411,11 @@ class SqsEventSourcePoller:
         sqs: SQSClient,
         handler: Handler,
         environment: Mapping[str, str | None] | None = None,
+        faults: BatchFaults | None = None,
     ) -> None:
         self.config = config
         self._sqs = sqs
+        self._faults = faults
         self._handler = handler
         self._environment = dict(environment or {})
         self._stop = threading.Event()
@@ -515,6 +529,12 @@ class SqsEventSourcePoller:
             memory_limit_in_mb=config.memory_size_mb,
             timeout_seconds=config.timeout_seconds,
         )
+        message_ids = [message["MessageId"] for message in messages]
+        if self._faults is not None:
+            hold = self._faults.hold_seconds(message_ids)
+            if hold > 0:
+                logger.warning("chaos: holding a batch of %d for %.1fs", len(messages), hold)
+                self._stop.wait(hold)
         started = time.monotonic()
         response: object = None
         error: str | None = None
@@ -531,13 +551,17 @@ class SqsEventSourcePoller:
             error = f"Task timed out after {elapsed:.2f} seconds"
             logger.warning("%s: %s", config.function_name, error)
         outcome = decide_batch_outcome(
-            [message["MessageId"] for message in messages],
+            message_ids,
             response=response,
             error=error,
             report_batch_item_failures=config.report_batch_item_failures,
         )
         if outcome.error is not None and error is None:
             logger.warning("%s: whole batch failed: %s", config.function_name, outcome.error)
+        if self._faults is not None and self._faults.crashes(message_ids):
+            # As if the process died here: the handler's writes stand, nothing is acknowledged.
+            logger.warning("chaos: batch of %d not deleted (crash)", len(messages))
+            return
         self._delete(messages, outcome)
         with self._counter_lock:
             self._invocations += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
 from orgsync.local.errors import DrainTimeoutError, LocalStackError
 from orgsync.local.poller import (
     EventSourceConfig,
@@ -37,6 +38,7 @@ from orgsync.local.template import StackModel, load_stack_model
 if TYPE_CHECKING:
     from orgsync.pipe.metrics import PipeMetrics, ShardPosition
     from orgsync.pipe.runner import PipeRunner
+    from orgsync.pipe.settings import PipeSettings
 
 __all__ = [
     "LocalStack",
@@ -71,6 +73,10 @@ class StackOptions:
     handler: Handler | None = None  # None: the Handler the template names
     emit_metrics: bool = False  # Powertools EMF lines on stdout
     pipe_poll_interval: float = 0.25  # Pipes poll each shard about four times a second
+    chaos: ChaosSpec | None = None  # fault injection (orgsync.local.chaos); None: no proxy either
+    # Local only: the consumed queues' VisibilityTimeout, so that unacknowledged messages come
+    # back in seconds (chaos, crash tests). The template's 180 s is what deploys.
+    visibility_timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class StackStatus:
     queues: tuple[QueueDepth, ...]
     pipes: tuple[PipeStatus, ...]
     pollers: tuple[PollerStatus, ...]
+    faults: Mapping[str, int] = field(default_factory=dict)  # chaos: faults injected by kind
 
     def queue(self, name: str) -> QueueDepth:
         for depth in self.queues:
@@ -122,10 +129,32 @@ class _PipeThread:
     def __init__(self, runner: PipeRunner) -> None:
         self.runner = runner
         self.error: str | None = None
+        self._restarting = False
+        self._restart_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"orgsync-pipe-{runner.settings.name}", daemon=True
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(
+            target=self._run, name=f"orgsync-pipe-{self.runner.settings.name}", daemon=True
         )
+
+    def restart(self, make_runner: Callable[[], PipeRunner], timeout: float = 10) -> None:
+        """Stop, then run a new runner: like a new process, it knows only the checkpoints.
+
+        Its metrics continue the old ones (drain counts passes across restarts)."""
+        with self._restart_lock:
+            self._restarting = True
+            try:
+                self.stop(timeout)
+                runner = make_runner()
+                runner.metrics = self.runner.metrics
+                self.runner, self.error = runner, None
+                self._stop = threading.Event()
+                self._thread = self._new_thread()
+                self._thread.start()
+            finally:
+                self._restarting = False
 
     def _run(self) -> None:
         try:
@@ -136,7 +165,7 @@ class _PipeThread:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._restarting or self._thread.is_alive()
 
     def start(self) -> None:
         self._thread.start()
@@ -158,8 +187,13 @@ class LocalStack:
         self._created: CreatedResources | None = None
         self._clients: dict[str, Any] = {}
         self._pipes: list[_PipeThread] = []
+        self._runner_factories: list[Callable[[], PipeRunner]] = []
         self._pollers: list[SqsEventSourcePoller] = []
         self._lock = threading.Lock()
+        self._store_endpoint_url: str | None = None
+        self._chaos: Chaos | None = None
+        self._chaos_proxy: ChaosProxy | None = None
+        self._restarter: ChaosRestarter | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -198,9 +232,19 @@ class LocalStack:
                 dynamodb_local_dir=options.dynamodb_local_dir,
             )
             self._endpoint_url = self._store.endpoint_url
+        self._store_endpoint_url = self._endpoint_url
+        if options.chaos is not None:
+            # Every client of the stack's endpoint, in any process, goes through the faults.
+            self._chaos = Chaos(
+                options.chaos, visibility_timeout=options.visibility_timeout_seconds or 0
+            )
+            self._chaos_proxy = ChaosProxy(self._chaos, upstream_url=self._endpoint_url)
+            self._chaos_proxy.start()
+            self._endpoint_url = self._chaos_proxy.endpoint_url
         account_id = self._account_id()
         model = self._load_model(account_id, physical_ids={})
         created = create_resources(model, dynamodb=self.client("dynamodb"), sqs=self.client("sqs"))
+        self._shorten_visibility(model, created)
         # Endpoints that spell queue URLs their own way: re-resolve Refs with the real ones.
         differing = {
             queue.logical_id: created.queue_urls[queue.logical_id]
@@ -213,6 +257,7 @@ class LocalStack:
         if options.run_pipeline:
             self._start_pipes(model, created)
             self._start_pollers(model, created)
+            self._start_restarter()
         logger.info("local stack serving %s", self._endpoint_url)
 
     def _load_model(self, account_id: str, *, physical_ids: Mapping[str, str]) -> StackModel:
@@ -233,6 +278,42 @@ class LocalStack:
         except (ClientError, BotoCoreError):
             return _UNKNOWN_ACCOUNT
 
+    def _consumed_queues(self, model: StackModel) -> list[str]:
+        return [
+            source.queue_name
+            for function in model.functions
+            for source in function.sqs_event_sources
+            if source.enabled
+        ]
+
+    def _shorten_visibility(self, model: StackModel, created: CreatedResources) -> None:
+        seconds = self.options.visibility_timeout_seconds
+        longest = 0
+        for name in self._consumed_queues(model):
+            queue = model.queue_named(name)
+            if seconds is not None:
+                self.client("sqs").set_queue_attributes(
+                    QueueUrl=created.queue_urls[queue.logical_id],
+                    Attributes={"VisibilityTimeout": str(seconds)},
+                )
+            longest = max(longest, seconds if seconds is not None else queue.visibility_timeout)
+        if self._chaos is not None:
+            self._chaos.use_visibility_timeout(longest)
+
+    def _start_restarter(self) -> None:
+        if self._chaos is None:
+            return
+        targets = [
+            RestartTarget(f"pipe {thread.runner.settings.name}", _restart_pipe(thread, factory))
+            for thread, factory in zip(self._pipes, self._runner_factories, strict=True)
+        ]
+        targets += [
+            RestartTarget(f"poller {poller.config.function_name}", _restart_poller(poller))
+            for poller in self._pollers
+        ]
+        self._restarter = ChaosRestarter(self._chaos, targets)
+        self._restarter.start()
+
     def _start_pipes(self, model: StackModel, created: CreatedResources) -> None:
         from orgsync.pipe.runner import PipeRunner  # noqa: PLC0415 - only with a pipeline
 
@@ -251,17 +332,23 @@ class LocalStack:
                 target_queue_url=created.queue_urls[target.logical_id],
                 dead_letter_queue_url=dead_letter_url,
             )
-            runner = PipeRunner(
-                settings,
-                streams=self.client("dynamodbstreams"),
-                sqs=self.client("sqs"),
-                dynamodb=self.client("dynamodb"),
-                poll_interval=self.options.pipe_poll_interval,
-            )
+
+            def make_runner(settings: PipeSettings = settings) -> PipeRunner:
+                return PipeRunner(
+                    settings,
+                    streams=self.client("dynamodbstreams"),
+                    sqs=self.client("sqs"),
+                    dynamodb=self.client("dynamodb"),
+                    poll_interval=self.options.pipe_poll_interval,
+                    extra=self._chaos,
+                )
+
+            runner = make_runner()
             runner.ensure_checkpoint_table()
             thread = _PipeThread(runner)
             thread.start()
             self._pipes.append(thread)
+            self._runner_factories.append(make_runner)
 
     def _start_pollers(self, model: StackModel, created: CreatedResources) -> None:
         embedded = self._store is not None
@@ -295,7 +382,11 @@ class LocalStack:
                     receive_wait_seconds=0 if embedded else 1,
                 )
                 poller = SqsEventSourcePoller(
-                    config, sqs=self.client("sqs"), handler=handler, environment=environment
+                    config,
+                    sqs=self.client("sqs"),
+                    handler=handler,
+                    environment=environment,
+                    faults=self._chaos,
                 )
                 poller.start()
                 self._pollers.append(poller)
@@ -306,16 +397,24 @@ class LocalStack:
             self._stop()
 
     def _stop(self) -> None:
+        restarter, self._restarter = self._restarter, None
+        if restarter is not None:
+            restarter.stop()
         pollers, self._pollers = self._pollers, []
         for poller in reversed(pollers):  # each restores the environment the previous one saw
             poller.stop()
         pipes, self._pipes = self._pipes, []
         for pipe in pipes:
             pipe.stop(timeout=10)
+        self._runner_factories = []
+        proxy, self._chaos_proxy = self._chaos_proxy, None
+        if proxy is not None:
+            proxy.stop()
         store, self._store = self._store, None
         if store is not None:
             store.stop()
         self._endpoint_url = None
+        self._store_endpoint_url = None
         self._clients.clear()
 
     # ------------------------------------------------------------------ access
@@ -325,6 +424,18 @@ class LocalStack:
         if self._endpoint_url is None:
             raise LocalStackError("the local stack is not running")
         return self._endpoint_url
+
+    @property
+    def store_endpoint_url(self) -> str:
+        """The store itself, without the chaos proxy (the same as endpoint_url without chaos)."""
+        if self._store_endpoint_url is None:
+            raise LocalStackError("the local stack is not running")
+        return self._store_endpoint_url
+
+    @property
+    def chaos(self) -> Chaos | None:
+        """The running fault injectors (reconfigure, counts), when started with a chaos spec."""
+        return self._chaos
 
     @property
     def model(self) -> StackModel:
@@ -490,5 +601,22 @@ class LocalStack:
         )
         store = self.options.store if self._store is not None else "external"
         return StackStatus(
-            endpoint_url=self.endpoint_url, store=store, queues=queues, pipes=pipes, pollers=pollers
+            endpoint_url=self.endpoint_url,
+            store=store,
+            queues=queues,
+            pipes=pipes,
+            pollers=pollers,
+            faults=self._chaos.counts() if self._chaos is not None else {},
         )
+
+
+def _restart_pipe(thread: _PipeThread, factory: Callable[[], PipeRunner]) -> Callable[[], None]:
+    return lambda: thread.restart(factory)
+
+
+def _restart_poller(poller: SqsEventSourcePoller) -> Callable[[], None]:
+    def restart() -> None:
+        poller.stop()  # a running invocation finishes and deletes first, as at a scale-in
+        poller.start()
+
+    return restart

@@ -35,6 +35,7 @@ __all__ = [
     "DynamoDBLocalStore",
     "EmbeddedStore",
     "MotoStore",
+    "ProxyAnswer",
     "RoutingProxy",
     "SerializedApplication",
     "StoreKind",
@@ -450,14 +451,36 @@ def _temporary_log() -> IO[bytes]:
 # --------------------------------------------------------------------------- routing proxy
 
 
+@dataclass(frozen=True)
+class ProxyAnswer:
+    """A response the proxy sends itself instead of relaying the request (fault injection)."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# Sees each request's X-Amz-Target and body; returns an answer to send instead, or None to relay.
+Interceptor = Callable[[str, bytes], ProxyAnswer | None]
+
+
 class RoutingProxy:
     """One HTTP endpoint in front of two servers: DynamoDB/Streams JSON calls to one, all else
-    to the other. Keeps upstream connections alive per proxy thread; relays bodies as they come."""
+    to the other. Keeps upstream connections alive per proxy thread; relays bodies as they come.
+    `intercept` may answer a request itself (orgsync.local.chaos injects AWS errors this way)."""
 
-    def __init__(self, *, port: int, dynamodb_port: int, default_port: int) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        dynamodb_port: int,
+        default_port: int,
+        intercept: Interceptor | None = None,
+    ) -> None:
         self._requested_port = port
         self._dynamodb_port = dynamodb_port
         self._default_port = default_port
+        self._intercept = intercept
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -472,7 +495,7 @@ class RoutingProxy:
         return f"http://{_HOST}:{self.port}"
 
     def start(self) -> None:
-        handler = _make_proxy_handler(self._dynamodb_port, self._default_port)
+        handler = _make_proxy_handler(self._dynamodb_port, self._default_port, self._intercept)
         try:
             server = ThreadingHTTPServer((_HOST, self._requested_port), handler)
         except OSError as exc:
@@ -495,7 +518,9 @@ class RoutingProxy:
             self._thread = None
 
 
-def _make_proxy_handler(dynamodb_port: int, default_port: int) -> type[BaseHTTPRequestHandler]:
+def _make_proxy_handler(
+    dynamodb_port: int, default_port: int, intercept: Interceptor | None = None
+) -> type[BaseHTTPRequestHandler]:
     local = threading.local()
 
     def connection_to(port: int) -> http.client.HTTPConnection:
@@ -525,6 +550,10 @@ def _make_proxy_handler(dynamodb_port: int, default_port: int) -> type[BaseHTTPR
             target = self.headers.get("X-Amz-Target", "")
             port = dynamodb_port if target.startswith(_DYNAMODB_TARGETS) else default_port
             body = self._read_body()
+            answer = intercept(target, body) if intercept is not None else None
+            if answer is not None:
+                self._send_answer(answer)
+                return
             headers = {
                 key: value for key, value in self.headers.items() if key.lower() not in _HOP_BY_HOP
             }
@@ -557,6 +586,14 @@ def _make_proxy_handler(dynamodb_port: int, default_port: int) -> type[BaseHTTPR
                     self.rfile.readline()
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
+
+        def _send_answer(self, answer: ProxyAnswer) -> None:
+            self.send_response_only(answer.status)
+            for key, value in answer.headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
 
         def _send_response(self, response: http.client.HTTPResponse) -> None:
             length = response.getheader("Content-Length")

@@ -9,8 +9,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -42,6 +43,14 @@ GET_RECORDS_LIMIT = 1000
 ENTRY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 MAX_ERROR_BACKOFF_SECONDS = 5.0
 MAX_FAILURES_KEPT = 1000
+
+
+class ExtraEntries(Protocol):
+    """Entries to send after a batch the target accepted (fault injection: late duplicates)."""
+
+    def extra_entries(
+        self, sent: Sequence[SendMessageBatchRequestEntryTypeDef]
+    ) -> list[SendMessageBatchRequestEntryTypeDef]: ...
 
 
 @dataclass
@@ -80,6 +89,7 @@ class PipeRunner:
         sqs: SQSClient,
         dynamodb: DynamoDBClient,
         poll_interval: float = 0.25,
+        extra: ExtraEntries | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = PipeMetrics()
@@ -87,6 +97,7 @@ class PipeRunner:
         self._streams = streams
         self._sqs = sqs
         self._poll_interval = poll_interval
+        self._extra = extra
         self._filter = RecordFilter(settings.filter_patterns)
         self._target = SqsTarget.from_settings(
             settings.message_group_id, settings.message_deduplication_id
@@ -421,6 +432,7 @@ class PipeRunner:
                 waiting[entry_id] = (self._target.build_entry(entry_id, record), record)
             except TargetParameterError as exc:
                 self._fail(shard, record, str(exc))
+        entries = [entry for entry, _ in waiting.values()]
         sent = 0
         attempt = 0
         while waiting:
@@ -453,6 +465,8 @@ class PipeRunner:
             attempt += 1
         self.metrics.sent += sent
         self.metrics.batches += 1
+        if self._extra is not None:
+            self._send_extra(self._extra.extra_entries(entries))
         logger.debug(
             "pipe %s: sent %s records of shard %s up to sequence %s",
             self.settings.name,
@@ -461,6 +475,17 @@ class PipeRunner:
             shard.read_seq,
         )
         return sent
+
+    def _send_extra(self, extra: list[SendMessageBatchRequestEntryTypeDef]) -> None:
+        """Best effort: the batch itself was accepted, so a lost extra loses nothing."""
+        for start in range(0, len(extra), self.settings.batch_size):
+            try:
+                self._sqs.send_message_batch(
+                    QueueUrl=self.settings.target_queue_url,
+                    Entries=extra[start : start + self.settings.batch_size],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                logger.info("pipe %s: extra entries not sent: %s", self.settings.name, exc)
 
     def _fail(self, shard: _Shard, record: PipeRecord, reason: str) -> None:
         """The pipe's failure log: a warning, `failures`, a counter, and the DLQ if configured."""

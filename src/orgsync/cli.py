@@ -28,6 +28,7 @@ from typer.core import TyperGroup
 
 from orgsync.aws import AwsClients, build_clients
 from orgsync.errors import OrgsyncError
+from orgsync.local.chaos import ChaosSpec
 from orgsync.local.stack import LocalStack, StackOptions, StackStatus
 from orgsync.local.store import install_dynamodb_local, locate_dynamodb_local
 from orgsync.ops import dlq, orgs, status, users
@@ -455,11 +456,28 @@ def local_up(
     metrics: Annotated[
         bool, typer.Option("--metrics", help="Print the consumer's EMF metric lines.")
     ] = False,
+    chaos: Annotated[
+        str | None,
+        typer.Option(
+            "--chaos",
+            help="Inject faults, e.g. seed=7,duplicate=0.1,crash=0.05,throttle=0.05 "
+            "(keys: docs/chaos.md).",
+        ),
+    ] = None,
+    visibility_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--visibility-timeout",
+            min=0,
+            help="Local only: the consumed queue's VisibilityTimeout in seconds (template: 180).",
+        ),
+    ] = None,
 ) -> None:
     """Serve DynamoDB, Streams and SQS on 127.0.0.1:PORT and run the pipe and the consumer.
 
     With --endpoint-url, no store is started: the pipe and consumer run against that endpoint.
     """
+    chaos_spec = ChaosSpec.parse(chaos) if chaos else None
     options = StackOptions(
         template_path=_template_path(template),
         port=port,
@@ -471,6 +489,8 @@ def local_up(
         run_pipeline=not no_pipeline,
         dynamodb_local_dir=_dynamodb_local_dir(),
         emit_metrics=metrics,
+        chaos=chaos_spec,
+        visibility_timeout_seconds=visibility_timeout,
     )
     console = _out_console()
     with LocalStack(options) as stack:
@@ -479,6 +499,10 @@ def local_up(
             f"(store {options.store}); Ctrl-C stops it"
         )
         console.print(f"  export AWS_ENDPOINT_URL={stack.endpoint_url}")
+        if chaos_spec is not None:
+            console.print(
+                f"  chaos {chaos_spec} (store without faults: {stack.store_endpoint_url})"
+            )
         try:
             with Live(console=console, refresh_per_second=2, transient=True) as live:
                 while True:
@@ -486,6 +510,9 @@ def local_up(
                     time.sleep(1)
         except KeyboardInterrupt:
             console.print("stopping…")
+        if chaos_spec is not None:
+            faults = ", ".join(f"{kind} {count}" for kind, count in stack.status().faults.items())
+            console.print(f"faults injected: {faults}")
 
 
 @local_app.command("install-dynamodb-local")
@@ -559,6 +586,8 @@ def _status_line(current: StackStatus) -> str:
         parts.append(
             f"consumer {poller.stats.messages_succeeded} ok / {poller.stats.messages_failed} failed"
         )
+    if current.faults:
+        parts.append(f"faults {sum(current.faults.values())}")
     return " · ".join(parts)
 
 

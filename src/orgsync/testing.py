@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from orgsync.local.chaos import Chaos
     from orgsync.local.stack import LocalStack
 
-__all__ = ["orgsync_drain", "orgsync_stack", "pytest_addoption"]
+__all__ = ["orgsync_chaos", "orgsync_drain", "orgsync_stack", "pytest_addoption"]
 
 _STORE_ENV = "ORGSYNC_TEST_STORE"
+_CHAOS_ENV = "ORGSYNC_TEST_CHAOS"
+# With chaos, unacknowledged messages should come back within a test's patience (local only).
+_CHAOS_VISIBILITY_TIMEOUT = 2
 _DYNAMODB_LOCAL_ENV = "ORGSYNC_DYNAMODB_LOCAL_DIR"
 
 
@@ -34,6 +38,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--orgsync-template",
         default=None,
         help="template.yaml for the orgsync_stack fixture (default: ./template.yaml)",
+    )
+    group.addoption(
+        "--orgsync-chaos",
+        default=None,
+        metavar="SPEC",
+        help="inject faults into the orgsync_stack fixture, e.g. seed=7,duplicate=0.1,crash=0.05 "
+        f"(default: ${_CHAOS_ENV}; keys in docs/chaos.md); its queue's visibility timeout "
+        f"becomes {_CHAOS_VISIBILITY_TIMEOUT}s",
     )
 
 
@@ -54,10 +66,12 @@ def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     Its moto backends are this process's: tests that start their own moto servers in the same
     session share that state, so they should use other resource names (or a NamePrefix).
     """
+    from orgsync.local.chaos import ChaosSpec  # noqa: PLC0415
     from orgsync.local.errors import DynamoDBLocalNotFoundError  # noqa: PLC0415
     from orgsync.local.stack import LocalStack, StackOptions  # noqa: PLC0415
 
     store = request.config.getoption("--orgsync-store") or os.environ.get(_STORE_ENV) or "moto"
+    chaos = request.config.getoption("--orgsync-chaos") or os.environ.get(_CHAOS_ENV)
     dynamodb_local_dir = os.environ.get(_DYNAMODB_LOCAL_ENV)
     options = StackOptions(
         template_path=_template_path(request.config),
@@ -66,6 +80,8 @@ def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
         dynamodb_local_dir=Path(dynamodb_local_dir) if dynamodb_local_dir else None,
         # Faster than Pipes' ~4 polls a second, so that each drain() costs tests less.
         pipe_poll_interval=0.1,
+        chaos=ChaosSpec.parse(chaos) if chaos else None,
+        visibility_timeout_seconds=_CHAOS_VISIBILITY_TIMEOUT if chaos else None,
     )
     stack = LocalStack(options)
     try:
@@ -82,3 +98,14 @@ def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
 def orgsync_drain(orgsync_stack: LocalStack) -> Callable[..., None]:
     """`orgsync_drain(timeout=30.0)`: return once the stream is read and the queue is quiet."""
     return orgsync_stack.drain
+
+
+@pytest.fixture
+def orgsync_chaos(orgsync_stack: LocalStack) -> Chaos:
+    """The session stack's fault injectors (`--orgsync-chaos`): `reconfigure(spec)`, `counts()`.
+
+    Skips the test when the session runs without chaos.
+    """
+    if orgsync_stack.chaos is None:
+        pytest.skip("the orgsync_stack runs without faults: pass --orgsync-chaos SPEC")
+    return orgsync_stack.chaos

@@ -189,9 +189,9 @@ def orgs_members(
     for member in members:
         table.add_row(
             member.user_id,
-            member.email,
-            member.status,
-            "" if member.source_seq is None else str(member.source_seq),
+            member.email or "",
+            member.status or "",
+            str(member.source_seq),
         )
     _out_console().print(table)
     _out_console().print(f"{len(members)} member(s)", highlight=False)

@@ -5,24 +5,15 @@ Talks to DynamoDB through an injected client; must not depend on the CLI or the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from orgsync.domain.model import MEMBERSHIP_PREFIX, ORGANIZATION_PREFIX, Membership
+from orgsync.store.items import decode_membership
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-ORGANIZATION_PREFIX = "ORGANIZATION#"
-MEMBERSHIP_PREFIX = "MEMBERSHIP#"
-
-
-@dataclass(frozen=True)
-class Membership:
-    org_id: str
-    user_id: str
-    email: str
-    status: str
-    source_seq: int | None
+__all__ = ["Membership", "list_members"]
 
 
 def list_members(dynamodb: DynamoDBClient, table_name: str, org_id: str) -> list[Membership]:
@@ -37,18 +28,4 @@ def list_members(dynamodb: DynamoDBClient, table_name: str, org_id: str) -> list
         },
         ConsistentRead=True,
     )
-    return [_membership(org_id, item) for page in pages for item in page.get("Items", [])]
-
-
-def _membership(org_id: str, item: dict[str, AttributeValueTypeDef]) -> Membership:
-    # user_id is also recoverable from the sort key, which the replication always writes.
-    sort_key = item.get("sk", {}).get("S", "")
-    user_id = item.get("user_id", {}).get("S") or sort_key.removeprefix(MEMBERSHIP_PREFIX)
-    seq = item.get("source_seq", {}).get("N")
-    return Membership(
-        org_id=item.get("org_id", {}).get("S", org_id),
-        user_id=user_id,
-        email=item.get("email", {}).get("S", ""),
-        status=item.get("status", {}).get("S", ""),
-        source_seq=int(seq) if seq is not None else None,
-    )
+    return [decode_membership(item) for page in pages for item in page.get("Items", [])]

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from orgsync.store.items import decode_replication, replication_key
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -109,19 +111,18 @@ def read_user_replication(
     dynamodb: DynamoDBClient, organizations_table: str, user_id: str
 ) -> UserReplication | None:
     item = dynamodb.get_item(
-        TableName=organizations_table,
-        Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "REPLICATION"}},
-        ConsistentRead=True,
+        TableName=organizations_table, Key=replication_key(user_id), ConsistentRead=True
     ).get("Item")
     if item is None:
         return None
+    record = decode_replication(item)
     return UserReplication(
         user_id=user_id,
-        orgs=_strings(item.get("orgs")),
-        seq=_number(item.get("seq")),
-        deleted=bool(item.get("deleted", {}).get("BOOL", False)),
-        pending_seq=_number(item.get("pending_seq")),
-        dirty=_strings(item.get("dirty")),
+        orgs=tuple(sorted(record.orgs)),
+        seq=record.seq,
+        deleted=record.deleted,
+        pending_seq=record.pending_seq,
+        dirty=tuple(sorted(record.dirty)),
     )
 
 
@@ -156,16 +157,3 @@ def _shard_position(item: dict[str, AttributeValueTypeDef]) -> ShardPosition:
         sequence_number=item.get("sequence_number", {}).get("S"),
         finished=bool(item.get("finished", {}).get("BOOL", False)),
     )
-
-
-def _strings(value: AttributeValueTypeDef | None) -> tuple[str, ...]:
-    # Written as L of S; tolerate SS so a hand-edited record still displays.
-    if value is None:
-        return ()
-    if "SS" in value:
-        return tuple(sorted(value["SS"]))
-    return tuple(str(element["S"]) for element in value.get("L", ()) if isinstance(element, dict))
-
-
-def _number(value: AttributeValueTypeDef | None) -> int | None:
-    return None if value is None or "N" not in value else int(value["N"])

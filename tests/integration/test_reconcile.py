@@ -1,10 +1,8 @@
 """`orgsync reconcile` against a real moto server: backfill, every kind of corruption, repair while
 the consumer keeps applying changes, and the CLI command.
 
-moto's TransactWriteItems is not atomic under concurrent requests (it deep-copies the tables and
-restores the copy on a cancelled transaction, undoing other requests' writes), so this module
-serves moto from a single-threaded server: requests are applied one at a time, like DynamoDB's
-per-item serialisation, and a lost write is then a bug of ours, never of the emulator.
+The concurrent test relies on the conftest's moto server applying one request at a time
+(`orgsync.local.store.SerializedApplication`): moto's own TransactWriteItems is not isolated.
 """
 
 from __future__ import annotations
@@ -13,20 +11,11 @@ import itertools
 import json
 import random
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from conftest import AwsStack
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from moto.server import ThreadedMotoServer
 from stream_records import sqs_event, stream_record, user_image
 from typer.testing import CliRunner
-from werkzeug.serving import make_server
 
 from orgsync.cli import app
 from orgsync.consumer.batch import BatchConsumer
@@ -35,31 +24,6 @@ from orgsync.ops.reconcile import ReconcileReport, reconcile
 from orgsync.store.items import replication_item
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import check_invariant, organizations_snapshot, parallel_scan
-
-
-class _SerialMotoServer(ThreadedMotoServer):
-    """moto behind a werkzeug server that handles one request at a time."""
-
-    def _server_entry(self) -> None:
-        self._server = make_server(
-            self._ip_address,
-            self._port,
-            DomainDispatcherApplication(create_backend_app),
-            threaded=False,
-            request_handler=MotoRequestHandler,
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """Overrides conftest's server for this module (the `aws` fixture builds on it)."""
-    server = _SerialMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 class Users:

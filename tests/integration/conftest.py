@@ -11,10 +11,15 @@ from typing import Any
 
 import boto3
 import pytest
+from stream_records import sqs_event, stream_record, user_image
 
+from orgsync.consumer.batch import BatchConsumer, BatchReport
+from orgsync.consumer.dead_letter import DeadLetterForwarder
 from orgsync.local.resources import create_resources
 from orgsync.local.store import MotoStore
 from orgsync.local.template import StackModel, load_stack_model
+from orgsync.store.replication import DynamoReplicationStore
+from orgsync.store.scan import check_invariant, parallel_scan
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 _prefixes = itertools.count()
@@ -85,3 +90,46 @@ def aws(moto_endpoint: str) -> AwsStack:
         stream_arn=created.stream_arns["UsersTable"],
         requests=Counter(),
     )
+
+
+class UsersWriter:
+    """Writes users to the users table and returns the stream record each write would produce."""
+
+    def __init__(self, aws: AwsStack) -> None:
+        self.aws = aws
+        self.seq = itertools.count(10**20, 7)
+
+    def put(self, user_id: str, orgs: Any, *, status: str = "ACTIVE", **options: Any) -> dict:
+        image = user_image(user_id, orgs, status=status, **options)
+        self.aws.dynamodb.put_item(TableName=self.aws.users_table, Item=image)
+        return stream_record(user_id, next(self.seq), new_image=image)
+
+    def delete(self, user_id: str) -> dict:
+        self.aws.dynamodb.delete_item(
+            TableName=self.aws.users_table,
+            Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
+        )
+        return stream_record(user_id, next(self.seq), event_name="REMOVE")
+
+
+def consumer_for(aws: AwsStack, **store_options: Any) -> BatchConsumer:
+    """The consumer exactly as the Lambda handler builds it, on this stack's tables."""
+    store = DynamoReplicationStore(aws.dynamodb, aws.organizations_table, **store_options)
+    return BatchConsumer(store, DeadLetterForwarder(aws.sqs, aws.dead_letter_queue_url))
+
+
+def consume(aws: AwsStack, *records: dict, consumer: BatchConsumer | None = None) -> BatchReport:
+    """Deliver the records as one Lambda SQS batch; every message must succeed."""
+    response, report = (consumer or consumer_for(aws)).handle(sqs_event(*records), None)
+    assert response == {"batchItemFailures": []}
+    return report
+
+
+def assert_invariant(aws: AwsStack) -> None:
+    report = check_invariant(aws.dynamodb, aws.users_table, aws.organizations_table)
+    assert report.holds, report.drift[:10]
+
+
+def org_table(aws: AwsStack) -> list[dict]:
+    items = parallel_scan(aws.dynamodb, aws.organizations_table)
+    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))

@@ -7,51 +7,20 @@ The concurrent test relies on the conftest's moto server applying one request at
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import threading
 from typing import Any
 
-from conftest import AwsStack
-from stream_records import sqs_event, stream_record, user_image
+from conftest import AwsStack, UsersWriter, assert_invariant, consume
+from stream_records import user_image
 from typer.testing import CliRunner
 
 from orgsync.cli import app
-from orgsync.consumer.batch import BatchConsumer
-from orgsync.consumer.dead_letter import DeadLetterForwarder
 from orgsync.ops.reconcile import ReconcileReport, reconcile
 from orgsync.store.items import replication_item
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import check_invariant, organizations_snapshot, parallel_scan
-
-
-class Users:
-    """Writes user items and returns the stream record each write produces (seq increasing)."""
-
-    def __init__(self, aws: AwsStack) -> None:
-        self.aws = aws
-        self.seq = itertools.count(10**20, 7)
-
-    def put(self, user_id: str, orgs, *, status: str = "ACTIVE", **options: Any) -> dict:
-        image = user_image(user_id, orgs, status=status, **options)
-        self.aws.dynamodb.put_item(TableName=self.aws.users_table, Item=image)
-        return stream_record(user_id, next(self.seq), new_image=image)
-
-    def delete(self, user_id: str) -> dict:
-        self.aws.dynamodb.delete_item(
-            TableName=self.aws.users_table,
-            Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
-        )
-        return stream_record(user_id, next(self.seq), event_name="REMOVE")
-
-
-def consume(aws: AwsStack, *records: dict) -> Any:
-    store = DynamoReplicationStore(aws.dynamodb, aws.organizations_table)
-    consumer = BatchConsumer(store, DeadLetterForwarder(aws.sqs, aws.dead_letter_queue_url))
-    response, report = consumer.handle(sqs_event(*records), None)
-    assert response == {"batchItemFailures": []}
-    return report
 
 
 def run_reconcile(aws: AwsStack, *, repair: bool = False) -> ReconcileReport:
@@ -61,11 +30,6 @@ def run_reconcile(aws: AwsStack, *, repair: bool = False) -> ReconcileReport:
         organizations_table=aws.organizations_table,
         repair=repair,
     )
-
-
-def assert_invariant(aws: AwsStack) -> None:
-    report = check_invariant(aws.dynamodb, aws.users_table, aws.organizations_table)
-    assert report.holds, report.drift[:10]
 
 
 def put_membership(aws: AwsStack, org_id: str, user_id: str, **attributes: str) -> None:
@@ -112,7 +76,7 @@ def delete_replication(aws: AwsStack, user_id: str) -> None:
 
 
 def test_users_written_before_the_stream_existed_are_backfilled_by_repair(aws):
-    users = Users(aws)
+    users = UsersWriter(aws)
     for i in range(30):
         users.put(f"old-{i}", [f"org-{i % 4}", f"org-{i % 7}"], orgs_as_set=i % 2 == 0)
     users.put("no-orgs", [])
@@ -141,7 +105,7 @@ def test_users_written_before_the_stream_existed_are_backfilled_by_repair(aws):
 
 
 def test_every_kind_of_corruption_is_counted_and_repair_restores_the_invariant(aws):
-    users = Users(aws)
+    users = UsersWriter(aws)
     last = {f"u{i}": users.put(f"u{i}", ["a", "b", "c"]) for i in range(8)}
     last["big"] = users.put("big", [f"o{i:03}" for i in range(130)])
     consume(aws, *last.values())
@@ -193,7 +157,7 @@ def test_every_kind_of_corruption_is_counted_and_repair_restores_the_invariant(a
 
 
 def test_repair_restores_the_invariant_while_the_consumer_keeps_applying_changes(aws):
-    users = Users(aws)
+    users = UsersWriter(aws)
     rng = random.Random(4)
     org_ids = [f"org-{i}" for i in range(12)]
     ids = [f"user-{i}" for i in range(40)]
@@ -285,7 +249,7 @@ class FakeRacingStore(DynamoReplicationStore):
 
 
 def test_a_repair_fenced_out_by_the_consumer_re_reads_and_re_plans(aws):
-    users = Users(aws)
+    users = UsersWriter(aws)
     consume(aws, users.put("racer", ["a", "b"]))
     put_membership(aws, "zz", "racer", email="p@example.org", status="ACTIVE")
     store = FakeRacingStore(aws, users.put("racer", ["b", "c"], status="SUSPENDED"))
@@ -301,7 +265,7 @@ def test_a_repair_fenced_out_by_the_consumer_re_reads_and_re_plans(aws):
 
 
 def test_a_user_whose_record_keeps_changing_is_skipped_and_reported(aws):
-    users = Users(aws)
+    users = UsersWriter(aws)
     consume(aws, users.put("racer", ["a"]))
     delete_membership(aws, "a", "racer")
     store = FakeRacingStore(aws, users.put("racer", ["a", "b"]))
@@ -319,7 +283,7 @@ def test_a_user_whose_record_keeps_changing_is_skipped_and_reported(aws):
 
 
 def test_the_cli_reports_drift_as_json_repairs_and_fails_on_drift_only_when_asked(aws):
-    users = Users(aws)
+    users = UsersWriter(aws)
     consume(aws, users.put("cli-1", ["a", "b"]), users.put("cli-2", ["a"]))
     users.put("cli-3", ["c"])  # never replicated
     delete_membership(aws, "a", "cli-1")

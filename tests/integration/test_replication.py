@@ -2,66 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
-from conftest import AwsStack
-from stream_records import body, sqs_event, sqs_message, stream_record, user_image
+from conftest import UsersWriter, assert_invariant, consume, consumer_for, org_table
+from stream_records import body, sqs_event, sqs_message, stream_record
 
 from orgsync.consumer import handler
-from orgsync.consumer.batch import BatchConsumer, Outcome
-from orgsync.consumer.dead_letter import DeadLetterForwarder
+from orgsync.consumer.batch import Outcome
 from orgsync.domain.plan import decide
 from orgsync.domain.records import decode_record
 from orgsync.domain.replicator import ApplyStatus, apply_changes
 from orgsync.store.replication import DynamoReplicationStore
-from orgsync.store.scan import check_invariant, organizations_snapshot, parallel_scan
-
-
-class UsersWriter:
-    """Writes users to the users table and returns the stream record each write would produce."""
-
-    def __init__(self, aws: AwsStack) -> None:
-        self.aws = aws
-        self.seq = itertools.count(10**20, 7)
-
-    def put(
-        self, user_id: str, orgs, *, status: str = "ACTIVE", email: str = "p@example.org"
-    ) -> dict:
-        image = user_image(user_id, orgs, status=status, email=email)
-        self.aws.dynamodb.put_item(TableName=self.aws.users_table, Item=image)
-        return stream_record(user_id, next(self.seq), new_image=image)
-
-    def delete(self, user_id: str) -> dict:
-        self.aws.dynamodb.delete_item(
-            TableName=self.aws.users_table,
-            Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
-        )
-        return stream_record(user_id, next(self.seq), event_name="REMOVE")
-
-
-def consumer_for(aws: AwsStack, **store_options) -> BatchConsumer:
-    store = DynamoReplicationStore(aws.dynamodb, aws.organizations_table, **store_options)
-    return BatchConsumer(store, DeadLetterForwarder(aws.sqs, aws.dead_letter_queue_url))
-
-
-def consume(aws: AwsStack, *records: dict, consumer: BatchConsumer | None = None):
-    response, report = (consumer or consumer_for(aws)).handle(sqs_event(*records), None)
-    assert response == {"batchItemFailures": []}
-    return report
-
-
-def assert_invariant(aws: AwsStack) -> None:
-    report = check_invariant(aws.dynamodb, aws.users_table, aws.organizations_table)
-    assert report.holds, report.drift[:10]
-
-
-def org_table(aws: AwsStack) -> list[dict]:
-    return sorted(
-        parallel_scan(aws.dynamodb, aws.organizations_table),
-        key=lambda i: (i["pk"]["S"], i["sk"]["S"]),
-    )
+from orgsync.store.scan import organizations_snapshot
 
 
 def test_a_user_joins_moves_and_leaves(aws):

@@ -62,7 +62,7 @@ class BenchPlan:
     fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
     drain_timeout: float = 60.0
     burst: int = 10
-    consumer_batches: int = 50
+    consumer_batches: int = 20
     hot_path_records: int = 1000
     hot_path_repeats: int = 5
     hot_path_min_seconds: float = 0.2

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from orgsync.local.errors import DynamoDBLocalNotFoundError, EmulatorStartError
+from orgsync.local.moto_tuning import apply_moto_tuning
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -152,6 +153,7 @@ class MotoStore:
 
         # werkzeug logs every request at INFO: one line per API call would drown the console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        apply_moto_tuning()
         application = SerializedApplication(DomainDispatcherApplication(create_backend_app))
         _ensure_port_free(self._host, self._requested_port)
         try:

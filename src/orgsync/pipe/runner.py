@@ -43,6 +43,10 @@ GET_RECORDS_LIMIT = 1000
 ENTRY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 MAX_ERROR_BACKOFF_SECONDS = 5.0
 MAX_FAILURES_KEPT = 1000
+# New shards appear only when a shard ends, which a pass sees through its iterator and answers
+# with an immediate DescribeStream; otherwise shards are re-listed this often, not every pass
+# (DescribeStream is limited to 10/s per account and cost one request per record batch).
+SHARD_DISCOVERY_INTERVAL_SECONDS = 10.0
 
 
 class ExtraEntries(Protocol):
@@ -112,6 +116,8 @@ class PipeRunner:
         self._shards: dict[str, _Shard] = {}
         self._saved: dict[str, Checkpoint] | None = None
         self._discovered_once = False
+        self._rediscover_at = 0.0
+        self._shard_ended = False
         self._caught_up = False
         self._last_read = 0
         # Set by run(): lets a stop interrupt entry-retry backoff.
@@ -127,7 +133,10 @@ class PipeRunner:
         try:
             if self._saved is None:
                 self._saved = self._checkpoints.load()
-            self._discover()
+            if self._shard_ended or time.monotonic() >= self._rediscover_at:
+                self._shard_ended = False
+                self._discover()
+                self._rediscover_at = time.monotonic() + SHARD_DISCOVERY_INTERVAL_SECONDS
             read = sent = 0
             for shard in self._ordered():
                 if shard.finished or not self._parent_finished(shard):
@@ -140,7 +149,11 @@ class PipeRunner:
             raise
         self.metrics.passes += 1
         self._last_read = read
-        self._caught_up = read == 0 and not any(s.pending for s in self._shards.values())
+        self._caught_up = (
+            read == 0
+            and not self._shard_ended
+            and not any(s.pending for s in self._shards.values())
+        )
         return sent
 
     def run(self, stop: threading.Event) -> None:
@@ -306,6 +319,7 @@ class PipeRunner:
         if ended:
             shard.closed = True
             shard.finished = True
+            self._shard_ended = True
             logger.info("pipe %s: shard %s finished", self.settings.name, shard.shard_id)
         if not shard.pending:
             self._commit(shard)
@@ -402,6 +416,7 @@ class PipeRunner:
         )
         shard.closed = True
         shard.finished = True
+        self._shard_ended = True
         shard.pending.clear()
         self._commit(shard)
 

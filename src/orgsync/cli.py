@@ -252,14 +252,7 @@ def dlq_redrive(
     main_url = sqs.get_queue_url(QueueName=settings.main_queue)["QueueUrl"]
     waiting = status.read_queue_depth(sqs, settings.dead_letter_queue).visible
     total = waiting if max_messages is None else min(waiting, max_messages)
-    with Progress(
-        TextColumn("redriving"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_out_console(),
-        transient=True,
-    ) as progress:
+    with _progress("redriving") as progress:
         task = progress.add_task("redrive", total=total or None)
         result = dlq.redrive(
             sqs,
@@ -367,14 +360,7 @@ def reconcile_command(
         report = reconcile(dynamodb, **options)
         _print_json(report.to_json())
     else:
-        with Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=_out_console(),
-            transient=True,
-        ) as progress:
+        with _progress("{task.description:<20}") as progress:
             tasks = {phase: progress.add_task(phase.value, total=None) for phase in Phase}
 
             def advance(phase: Phase, done: int, total: int | None) -> None:
@@ -819,6 +805,18 @@ def _table(*headers: str, title: str | None = None) -> Table:
     for header in headers:
         table.add_column(header, overflow="fold")
     return table
+
+
+def _progress(label: str) -> Progress:
+    """The one progress bar style of long commands; gone from the screen once done."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_out_console(),
+        transient=True,
+    )
 
 
 def _out_console() -> Console:

@@ -24,6 +24,20 @@ from orgsync.store.scan import check_invariant, parallel_scan
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 _prefixes = itertools.count()
 
+# The CLI under test sees only what a test passes: no endpoint, profile or region from the shell.
+CLEAN_CLI_ENV = {
+    "COLUMNS": "250",
+    "NO_COLOR": "1",
+    "AWS_ENDPOINT_URL": None,
+    "AWS_PROFILE": None,
+    "ORGSYNC_NAME_PREFIX": None,
+    "AWS_ACCESS_KEY_ID": None,
+    "AWS_SECRET_ACCESS_KEY": None,
+    "AWS_SESSION_TOKEN": None,
+    "AWS_REGION": None,
+    "AWS_DEFAULT_REGION": None,
+}
+
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import CLEAN_CLI_ENV
 from typer.testing import CliRunner
 
 from orgsync.cli import app
@@ -29,22 +30,8 @@ class Stack:
         return CliRunner().invoke(
             app,
             ["--endpoint-url", self.endpoint, "--name-prefix", self.prefix, *args],
-            env=_CLEAN_ENV,
+            env=CLEAN_CLI_ENV,
         )
-
-
-_CLEAN_ENV = {
-    "COLUMNS": "250",
-    "NO_COLOR": "1",
-    "AWS_ENDPOINT_URL": None,
-    "AWS_PROFILE": None,
-    "ORGSYNC_NAME_PREFIX": None,
-    "AWS_ACCESS_KEY_ID": None,
-    "AWS_SECRET_ACCESS_KEY": None,
-    "AWS_SESSION_TOKEN": None,
-    "AWS_REGION": None,
-    "AWS_DEFAULT_REGION": None,
-}
 
 
 @pytest.fixture
@@ -239,7 +226,7 @@ def test_an_unreachable_endpoint_exits_1_with_one_error_line() -> None:
     result = CliRunner().invoke(
         app,
         ["--endpoint-url", f"http://127.0.0.1:{closed_port}", "orgs", "members", "org-acme"],
-        env=_CLEAN_ENV,
+        env=CLEAN_CLI_ENV,
     )
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -251,7 +238,9 @@ def test_an_unreachable_endpoint_exits_1_with_one_error_line() -> None:
 
 def test_a_missing_queue_exits_1_naming_the_prefix_to_check(stack: Stack) -> None:
     result = CliRunner().invoke(
-        app, ["--endpoint-url", stack.endpoint, "--name-prefix", "nope-", "status"], env=_CLEAN_ENV
+        app,
+        ["--endpoint-url", stack.endpoint, "--name-prefix", "nope-", "status"],
+        env=CLEAN_CLI_ENV,
     )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()

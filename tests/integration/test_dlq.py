@@ -9,23 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import CLEAN_CLI_ENV
 from typer.testing import CliRunner
 
 from orgsync.cli import app
 from orgsync.ops import dlq
-
-_CLEAN_ENV = {
-    "COLUMNS": "250",
-    "NO_COLOR": "1",
-    "AWS_ENDPOINT_URL": None,
-    "AWS_PROFILE": None,
-    "ORGSYNC_NAME_PREFIX": None,
-    "AWS_ACCESS_KEY_ID": None,
-    "AWS_SECRET_ACCESS_KEY": None,
-    "AWS_SESSION_TOKEN": None,
-    "AWS_REGION": None,
-    "AWS_DEFAULT_REGION": None,
-}
 
 
 @dataclass(frozen=True)
@@ -40,7 +28,7 @@ class Queues:
         return CliRunner().invoke(
             app,
             ["--endpoint-url", self.endpoint, "--name-prefix", self.prefix, *args],
-            env=_CLEAN_ENV,
+            env=CLEAN_CLI_ENV,
         )
 
     def depth(self, url: str) -> int:

@@ -12,7 +12,7 @@ import random
 import threading
 from typing import Any
 
-from conftest import AwsStack, UsersWriter, assert_invariant, consume
+from conftest import CLEAN_CLI_ENV, AwsStack, UsersWriter, assert_invariant, consume
 from stream_records import user_image
 from typer.testing import CliRunner
 
@@ -294,7 +294,7 @@ def test_the_cli_reports_drift_as_json_repairs_and_fails_on_drift_only_when_aske
         return CliRunner().invoke(
             app,
             ["--endpoint-url", aws.endpoint_url, "--name-prefix", prefix, "reconcile", *args],
-            env=_CLEAN_ENV,
+            env=CLEAN_CLI_ENV,
         )
 
     result = invoke("--json")
@@ -314,17 +314,3 @@ def test_the_cli_reports_drift_as_json_repairs_and_fails_on_drift_only_when_aske
     result = invoke("--fail-on-drift")
     assert result.exit_code == 0, result.output
     assert "no drift" in result.stdout
-
-
-_CLEAN_ENV = {
-    "COLUMNS": "200",
-    "NO_COLOR": "1",
-    "AWS_ENDPOINT_URL": None,
-    "AWS_PROFILE": None,
-    "ORGSYNC_NAME_PREFIX": None,
-    "AWS_ACCESS_KEY_ID": None,
-    "AWS_SECRET_ACCESS_KEY": None,
-    "AWS_SESSION_TOKEN": None,
-    "AWS_REGION": None,
-    "AWS_DEFAULT_REGION": None,
-}

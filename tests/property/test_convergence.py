@@ -45,6 +45,7 @@ CI_EXAMPLES = {"moto": 20, "dynamodb-local": 12}
 STEPS = 15 if not SOAK_EXAMPLES else 10
 DRAIN_TIMEOUT = 120.0
 MAX_REDRIVE_ROUNDS = 4
+SOAK_PROGRESS_EVERY = 25
 
 SMALL_ORGS = [f"org-{index}" for index in range(8)]
 BIG_ORGS = [f"big-{index}" for index in range(200)]
@@ -246,6 +247,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
             for kind, count in after.items():
                 self.figures.faults[kind] += count - self.faults_before.get(kind, 0)
             self.figures.histories += 1
+            if SOAK_EXAMPLES and self.figures.histories % SOAK_PROGRESS_EVERY == 0:
+                print(self.figures.summary(self.holder.store), flush=True)  # soak progress
 
     def _converge_and_check(self) -> None:
         self.chaos.reconfigure(self.spec.silenced())

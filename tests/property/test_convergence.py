@@ -266,6 +266,8 @@ class ConvergenceMachine(RuleBasedStateMachine):
             if report.holds or round_ == MAX_REDRIVE_ROUNDS - 1:
                 break
         assert report is not None
+        # What is left is poison, already redriven once: the next history starts with an empty DLQ.
+        _empty(self.sqs, self.dead_letter_url)
         divergent = report.users_with_drift()
         self.figures.divergent_users += len(divergent)
         assert report.holds, (
@@ -334,6 +336,19 @@ class ConvergenceMachine(RuleBasedStateMachine):
                 "status": {"S": status},
                 "organizations": organizations,
             },
+        )
+
+
+def _empty(sqs: Any, queue_url: str) -> None:
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages", []):
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ],
         )
 
 

@@ -230,6 +230,31 @@ def test_dlq_redrive_with_max_moves_only_that_many(queues: Queues) -> None:
     assert queues.depth(queues.dlq_url) == 2
 
 
+def test_a_redrive_ends_even_when_every_moved_message_comes_straight_back(
+    queues: Queues,
+) -> None:
+    """A live consumer forwards redriven poison straight back to the DLQ: the run moves what the
+    DLQ held when it started, and leaves the returned copies for the next run."""
+    for n in range(3):
+        _send_plain(queues, f"auth0|u{n}", str(n + 1), dedup=f"evt-{n}")
+    returned = iter(range(100))
+
+    def poison_comes_back(count: int) -> None:
+        for _ in range(count):
+            n = next(returned)
+            _send_plain(queues, f"auth0|p{n}", "1", dedup=f"back-{n}")
+
+    result = dlq.redrive(
+        queues.sqs,
+        queues.dlq_url,
+        queues.main_url,
+        method=dlq.RedriveMethod.COPY,
+        on_moved=poison_comes_back,
+    )
+    assert result.moved == 3
+    assert queues.depth(queues.dlq_url) == 3
+
+
 def test_a_redrive_whose_send_is_refused_deletes_nothing_from_the_dlq(moto_endpoint: str) -> None:
     # The main queue accepts at most 1 KiB: every copy is refused, honestly, by SQS itself.
     queues = _make_queues(moto_endpoint, main_max_message_size=1024)

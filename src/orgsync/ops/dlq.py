@@ -215,8 +215,14 @@ def copy_messages(
     deduplication id (original + run token): the main queue's 5-minute dedup window still holds
     the original id and would silently drop the copy. The token is per run, so re-sending within
     one run (a send that succeeded but whose delete failed) is deduplicated, and a later run is not.
+
+    Without `max_messages`, a run moves what the DLQ held when it started: while the consumer is
+    live, a redriven poison message is forwarded straight back to the DLQ, and an unbounded run
+    would move it forever.
     """
     token = run_token or uuid.uuid4().hex[:12]
+    if max_messages is None:
+        max_messages = _visible_messages(sqs, dlq_url)
     moved = 0
     while max_messages is None or moved < max_messages:
         wanted = _SQS_BATCH if max_messages is None else min(_SQS_BATCH, max_messages - moved)

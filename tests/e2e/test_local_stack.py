@@ -148,8 +148,8 @@ def test_locating_dynamodb_local_accepts_a_jar_folder_or_an_npm_prefix(tmp_path:
     empty = tmp_path / "empty"
     empty.mkdir()
 
-    assert locate_dynamodb_local(tmp_path, cache_dir=empty).jar == release / "DynamoDBLocal.jar"  # type: ignore[union-attr]
-    assert locate_dynamodb_local(release, cache_dir=empty).jar == release / "DynamoDBLocal.jar"  # type: ignore[union-attr]
+    assert locate_dynamodb_local(tmp_path, cache_dir=empty).jar == release / "DynamoDBLocal.jar"
+    assert locate_dynamodb_local(release, cache_dir=empty).jar == release / "DynamoDBLocal.jar"
     assert locate_dynamodb_local(empty, cache_dir=empty) is None
 
 

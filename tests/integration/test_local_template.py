@@ -205,7 +205,7 @@ def test_parameters_override_defaults_everywhere_they_are_referenced() -> None:
 
     assert model.table("UsersTable").name == "dev-poc-users"
     assert model.queue("UserStreamQueue").name == "dev-user-dynamo-stream.fifo"
-    assert model.queue("UserStreamQueue").redrive_policy.dead_letter_queue_name == (  # type: ignore[union-attr]
+    assert model.queue("UserStreamQueue").redrive_policy.dead_letter_queue_name == (
         "dev-user-dynamo-stream-deadletter.fifo"
     )
     assert model.pipe("UserTablePipe").source_table_name == "dev-poc-users"

@@ -76,7 +76,7 @@ class FifoQueue:
     def depth(self, url: str | None = None) -> tuple[int, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attributes = self.sqs.get_queue_attributes(QueueUrl=url or self.url, AttributeNames=names)
-        return tuple(int(attributes["Attributes"][name]) for name in names)  # type: ignore[return-value]
+        return tuple(int(attributes["Attributes"][name]) for name in names)
 
     def release(self, event: dict[str, Any]) -> None:
         """Make the event's messages that are still in flight visible again at once."""

@@ -70,7 +70,7 @@ def chaos_specs() -> st.SearchStrategy[ChaosSpec]:
 def _client(service: str, endpoint_url: str) -> Any:
     # The test's own writes and checks go to the store directly: the faults are for the pipeline.
     return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
+        service,
         endpoint_url=endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="orgsynctest",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -489,6 +490,8 @@ def local_up(
             console.print(
                 f"  chaos {chaos_spec} (store without faults: {stack.store_endpoint_url})"
             )
+        # A process manager stops services with SIGTERM: stop as cleanly as on Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             with Live(console=console, refresh_per_second=2, transient=True) as live:
                 while True:
@@ -559,6 +562,10 @@ def _print_demo_step(console: Console, step: StepResult) -> None:
             table.add_row(org_id, "[dim]no members[/dim]", "", "")
     console.print(table)
     console.print(f"  replicated in {step.lag_seconds * 1000:.0f} ms")
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _status_line(current: StackStatus) -> str:

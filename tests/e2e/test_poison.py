@@ -8,6 +8,8 @@ forwarded it on its first receive.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from typer.testing import CliRunner
 
 from orgsync.cli import app
 from orgsync.local.stack import LocalStack, StackOptions
+from orgsync.local.store import locate_dynamodb_local
 from orgsync.ops import dlq
 from orgsync.pipe.record import to_pipe_record
 from orgsync.pipe.target import encode_body
@@ -28,11 +31,19 @@ pytestmark = pytest.mark.e2e
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
+@pytest.fixture(scope="module", params=["moto", "dynamodb-local"])
+def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    configured = os.environ.get("ORGSYNC_DYNAMODB_LOCAL_DIR")
+    dynamodb_local_dir = Path(configured) if configured else None
+    if request.param == "dynamodb-local" and (
+        shutil.which("java") is None or locate_dynamodb_local(dynamodb_local_dir) is None
+    ):
+        pytest.skip("DynamoDB Local needs Java and `orgsync local install-dynamodb-local`")
     options = StackOptions(
         template_path=TEMPLATE,
         port=0,
+        store=request.param,
+        dynamodb_local_dir=dynamodb_local_dir,
         parameters={"NamePrefix": f"z{uuid.uuid4().hex[:6]}-", "LogLevel": "ERROR"},
         pipe_poll_interval=0.05,
     )

@@ -1,0 +1,301 @@
+"""What stands between clients and the embedded servers: moto's WSGI app run one request at a
+time, and the reverse proxy that routes by X-Amz-Target (and may answer a request itself).
+Standard library only: no boto3, no moto import, nothing from orgsync.local.store.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import logging
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from orgsync.local.errors import EmulatorStartError
+
+__all__ = ["Interceptor", "ProxyAnswer", "RoutingProxy", "SerializedApplication", "WsgiApplication"]
+
+logger = logging.getLogger(__name__)
+
+_HOST: Final = "127.0.0.1"
+# X-Amz-Target prefixes of the JSON APIs DynamoDB Local serves; everything else goes to moto.
+_DYNAMODB_TARGETS: Final = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+_HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+# --------------------------------------------------------------------------- moto serialising
+
+
+class SerializedApplication:
+    """Runs moto's WSGI app for one request at a time, SQS long polls excepted.
+
+    moto's backends are not thread-safe: concurrent TransactWriteItems deep-copy a table another
+    thread is writing ("dictionary changed size during iteration"), and a transaction's condition
+    checks can interleave with other writes, which DynamoDB never allows. moto is CPU-bound
+    under the GIL anyway, so serialising costs little. A ReceiveMessage that may wait
+    (WaitTimeSeconds absent or > 0) runs outside the lock, or it would block the very send
+    it waits for.
+    """
+
+    # moto's backends are process-global, so one lock serves every moto server of the process.
+    _lock: Final = threading.Lock()
+
+    def __init__(self, application: WsgiApplication) -> None:
+        self._application = application
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if _may_wait(environ):
+            return self._application(environ, start_response)
+        with self._lock:
+            result = self._application(environ, start_response)
+            try:
+                body = b"".join(result)  # the app may produce lazily: finish inside the lock
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+
+WsgiApplication = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+def _may_wait(environ: dict[str, Any]) -> bool:
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    query = str(environ.get("QUERY_STRING", ""))
+    form = "x-www-form-urlencoded" in str(environ.get("CONTENT_TYPE", ""))
+    if target != "AmazonSQS.ReceiveMessage" and "Action=ReceiveMessage" not in query and not form:
+        return False
+    body = _buffer_body(environ)
+    if target == "AmazonSQS.ReceiveMessage":
+        try:
+            wait = json.loads(body or b"{}").get("WaitTimeSeconds")
+        except (ValueError, AttributeError):
+            return True
+        return wait is None or int(wait) > 0
+    parameters = urllib.parse.parse_qs(query + "&" + body.decode(errors="replace"))
+    if parameters.get("Action", [""])[0] != "ReceiveMessage":
+        return False
+    wait_values = parameters.get("WaitTimeSeconds")
+    return wait_values is None or int(wait_values[0] or 0) > 0
+
+
+def _buffer_body(environ: dict[str, Any]) -> bytes:
+    # Read the request body and put it back, so the application still finds it.
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+# --------------------------------------------------------------------------- routing proxy
+
+
+@dataclass(frozen=True)
+class ProxyAnswer:
+    """A response the proxy sends itself instead of relaying the request (fault injection)."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# Sees each request's X-Amz-Target and body; returns an answer to send instead, or None to relay.
+Interceptor = Callable[[str, bytes], ProxyAnswer | None]
+
+
+class RoutingProxy:
+    """One HTTP endpoint in front of two servers: DynamoDB/Streams JSON calls to one, all else
+    to the other. Keeps upstream connections alive per proxy thread; relays bodies as they come.
+    `intercept` may answer a request itself (orgsync.local.chaos injects AWS errors this way)."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        dynamodb_port: int,
+        default_port: int,
+        intercept: Interceptor | None = None,
+    ) -> None:
+        self._requested_port = port
+        self._dynamodb_port = dynamodb_port
+        self._default_port = default_port
+        self._intercept = intercept
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise EmulatorStartError("the routing proxy is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{_HOST}:{self.port}"
+
+    def start(self) -> None:
+        handler = _make_proxy_handler(self._dynamodb_port, self._default_port, self._intercept)
+        try:
+            server = ThreadingHTTPServer((_HOST, self._requested_port), handler)
+        except OSError as exc:
+            raise EmulatorStartError(f"cannot bind port {self._requested_port}: {exc}") from exc
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="orgsync-proxy"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def _make_proxy_handler(
+    dynamodb_port: int, default_port: int, intercept: Interceptor | None = None
+) -> type[BaseHTTPRequestHandler]:
+    local = threading.local()
+
+    def connection_to(port: int) -> http.client.HTTPConnection:
+        connections: dict[int, http.client.HTTPConnection] = local.__dict__.setdefault(
+            "connections", {}
+        )
+        if port not in connections:
+            connections[port] = http.client.HTTPConnection(_HOST, port, timeout=120)
+        return connections[port]
+
+    def drop_connection(port: int) -> None:
+        connections: dict[int, http.client.HTTPConnection] = local.__dict__.get("connections", {})
+        connection = connections.pop(port, None)
+        if connection is not None:
+            connection.close()
+
+    class ProxyHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive with the client
+        # Headers and body leave in separate writes: without TCP_NODELAY, Nagle's algorithm
+        # and the client's delayed ACK add ~40 ms to every call.
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            logger.debug("proxy: " + format, *args)
+
+        def _relay(self) -> None:
+            target = self.headers.get("X-Amz-Target", "")
+            port = dynamodb_port if target.startswith(_DYNAMODB_TARGETS) else default_port
+            body = self._read_body()
+            answer = intercept(target, body) if intercept is not None else None
+            if answer is not None:
+                self._send_answer(answer)
+                return
+            headers = {
+                key: value for key, value in self.headers.items() if key.lower() not in _HOP_BY_HOP
+            }
+            if port == dynamodb_port and "Authorization" in headers:
+                headers["Authorization"] = _plain_access_key(headers["Authorization"])
+            headers["Content-Length"] = str(len(body))
+            for attempt in (1, 2):
+                connection = connection_to(port)
+                try:
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    break
+                except (http.client.HTTPException, OSError):
+                    # A kept-alive upstream connection the server closed: retry once on a new one.
+                    drop_connection(port)
+                    if attempt == 2:
+                        self.send_error(502, "upstream unavailable")
+                        return
+            self._send_response(response)
+
+        def _read_body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks: list[bytes] = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send_answer(self, answer: ProxyAnswer) -> None:
+            self.send_response_only(answer.status)
+            for key, value in answer.headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        def _send_response(self, response: http.client.HTTPResponse) -> None:
+            length = response.getheader("Content-Length")
+            body: bytes | None = None
+            if length is None:
+                body = response.read()
+                length = str(len(body))
+            self.send_response_only(response.status, response.reason)
+            for key, value in response.getheaders():
+                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", length)
+            self.end_headers()
+            if body is not None:
+                self.wfile.write(body)
+                return
+            remaining = int(length)
+            while remaining > 0:
+                chunk = response.read(min(remaining, 65536))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+
+        do_GET = _relay  # noqa: N815
+        do_POST = _relay  # noqa: N815
+        do_PUT = _relay  # noqa: N815
+        do_DELETE = _relay  # noqa: N815
+        do_HEAD = _relay  # noqa: N815
+
+    return ProxyHandler
+
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def _plain_access_key(authorization: str) -> str:
+    """Give DynamoDB Local an access key id of letters and digits only.
+
+    DynamoDB Local (2.0 and later) rejects other key ids with UnrecognizedClientException, and
+    with -sharedDb the key selects nothing, so any client's dummy key (e.g. "orgsync-local")
+    can be replaced. It does not verify signatures, so the rewrite breaks none.
+    """
+    match = _CREDENTIAL.search(authorization)
+    if match is None or match.group(1).isalnum():
+        return authorization
+    plain = "".join(char for char in match.group(1) if char.isalnum()) or "orgsynclocal"
+    return authorization[: match.start(1)] + plain + authorization[match.end(1) :]

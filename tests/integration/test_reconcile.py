@@ -2,7 +2,7 @@
 the consumer keeps applying changes, and the CLI command.
 
 The concurrent test relies on the conftest's moto server applying one request at a time
-(`orgsync.local.store.SerializedApplication`): moto's own TransactWriteItems is not isolated.
+(`orgsync.local.proxy.SerializedApplication`): moto's own TransactWriteItems is not isolated.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 the consumer keeps applying changes, and the CLI command.
 
 The concurrent test relies on the conftest's moto server applying one request at a time
-(`orgsync.local.proxy.SerializedApplication`): moto's own TransactWriteItems is not isolated.
+(`orgsync.local.serialized_moto.SerializedApplication`): moto's own TransactWriteItems is not
+isolated.
 """
 
 from __future__ import annotations

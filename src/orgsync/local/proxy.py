@@ -1,25 +1,22 @@
-"""What stands between clients and the embedded servers: moto's WSGI app run one request at a
-time, and the reverse proxy that routes by X-Amz-Target (and may answer a request itself).
+"""The reverse proxy in front of the embedded servers: routes by X-Amz-Target (DynamoDB Local or
+moto) and may answer a request itself (fault injection).
 Standard library only: no boto3, no moto import, nothing from orgsync.local.store.
 """
 
 from __future__ import annotations
 
 import http.client
-import io
-import json
 import logging
 import re
 import threading
-import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Final
 
 from orgsync.local.errors import EmulatorStartError
 
-__all__ = ["Interceptor", "ProxyAnswer", "RoutingProxy", "SerializedApplication", "WsgiApplication"]
+__all__ = ["Interceptor", "ProxyAnswer", "RoutingProxy"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,71 +35,6 @@ _HOP_BY_HOP: Final = frozenset(
         "upgrade",
     }
 )
-
-
-# --------------------------------------------------------------------------- moto serialising
-
-
-class SerializedApplication:
-    """Runs moto's WSGI app for one request at a time, SQS long polls excepted.
-
-    moto's backends are not thread-safe: concurrent TransactWriteItems deep-copy a table another
-    thread is writing ("dictionary changed size during iteration"), and a transaction's condition
-    checks can interleave with other writes, which DynamoDB never allows. moto is CPU-bound
-    under the GIL anyway, so serialising costs little. A ReceiveMessage that may wait
-    (WaitTimeSeconds absent or > 0) runs outside the lock, or it would block the very send
-    it waits for.
-    """
-
-    # moto's backends are process-global, so one lock serves every moto server of the process.
-    _lock: Final = threading.Lock()
-
-    def __init__(self, application: WsgiApplication) -> None:
-        self._application = application
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if _may_wait(environ):
-            return self._application(environ, start_response)
-        with self._lock:
-            result = self._application(environ, start_response)
-            try:
-                body = b"".join(result)  # the app may produce lazily: finish inside the lock
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        return [body]
-
-
-WsgiApplication = Callable[[dict[str, Any], Any], Iterable[bytes]]
-
-
-def _may_wait(environ: dict[str, Any]) -> bool:
-    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-    query = str(environ.get("QUERY_STRING", ""))
-    form = "x-www-form-urlencoded" in str(environ.get("CONTENT_TYPE", ""))
-    if target != "AmazonSQS.ReceiveMessage" and "Action=ReceiveMessage" not in query and not form:
-        return False
-    body = _buffer_body(environ)
-    if target == "AmazonSQS.ReceiveMessage":
-        try:
-            wait = json.loads(body or b"{}").get("WaitTimeSeconds")
-        except (ValueError, AttributeError):
-            return True
-        return wait is None or int(wait) > 0
-    parameters = urllib.parse.parse_qs(query + "&" + body.decode(errors="replace"))
-    if parameters.get("Action", [""])[0] != "ReceiveMessage":
-        return False
-    wait_values = parameters.get("WaitTimeSeconds")
-    return wait_values is None or int(wait_values[0] or 0) > 0
-
-
-def _buffer_body(environ: dict[str, Any]) -> bytes:
-    # Read the request body and put it back, so the application still finds it.
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body: bytes = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 # --------------------------------------------------------------------------- routing proxy

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,7 +23,8 @@ from typing import IO, TYPE_CHECKING, Final, Protocol
 
 from orgsync.local.errors import DynamoDBLocalNotFoundError, EmulatorStartError
 from orgsync.local.moto_tuning import apply_moto_tuning
-from orgsync.local.proxy import RoutingProxy, SerializedApplication
+from orgsync.local.proxy import RoutingProxy
+from orgsync.local.serialized_moto import SerializedApplication
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -133,7 +135,10 @@ class MotoStore:
         # werkzeug logs every request at INFO: one line per API call would drown the console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         apply_moto_tuning()
-        application = SerializedApplication(DomainDispatcherApplication(create_backend_app))
+        application = SerializedApplication(
+            DomainDispatcherApplication(create_backend_app),
+            queue_wait_seconds=_moto_queue_wait_seconds,
+        )
         _ensure_port_free(self._host, self._requested_port)
         try:
             server = make_server(
@@ -164,6 +169,20 @@ class MotoStore:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5)
+
+
+def _moto_queue_wait_seconds(queue_url: str) -> int:
+    """The ReceiveMessageWaitTimeSeconds of a moto queue (`…/account/name`); 0 if there is none."""
+    from moto.sqs.models import sqs_backends  # noqa: PLC0415 - moto only when it serves
+
+    account_id, _, name = urllib.parse.urlparse(queue_url).path.strip("/").rpartition("/")
+    if account_id not in sqs_backends:
+        return 0
+    for backend in sqs_backends[account_id].values():
+        queue = backend.queues.get(name)
+        if queue is not None:
+            return int(getattr(queue, "receive_message_wait_time_seconds", 0) or 0)
+    return 0
 
 
 def _ensure_port_free(host: str, port: int) -> None:

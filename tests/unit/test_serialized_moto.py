@@ -1,0 +1,134 @@
+"""SerializedApplication never lets two requests into moto at once, long polls included.
+
+moto's SQS is not thread-safe: a ReceiveMessage beside another receive or a DeleteMessage can mark
+a message in flight after it left the queue (deleted, or moved to the DLQ), and its FIFO message
+group then never delivers again. A fake WSGI app stands in for moto to watch for overlap.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+from orgsync.local.serialized_moto import SerializedApplication
+
+
+class WatchingApp:
+    """Answers ReceiveMessage with no messages `empty_answers` times, then with one message."""
+
+    def __init__(self, empty_answers: int = 0) -> None:
+        self.inside = 0
+        self.most_inside = 0
+        self.waits_seen: list[str] = []
+        self.empty_answers = empty_answers
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            time.sleep(0.005)  # long enough for another thread to barge in, were it allowed
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            answer: dict[str, Any] = {}
+            if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+                self.waits_seen.append(str(json.loads(body).get("WaitTimeSeconds")))
+                with self._lock:
+                    found = self.empty_answers <= 0
+                    self.empty_answers -= 1
+                answer = {"Messages": [{"Body": "hello"}]} if found else {}
+            elif b"Action=ReceiveMessage" in body:
+                self.waits_seen.append(
+                    dict(urllib.parse.parse_qsl(body.decode())).get("WaitTimeSeconds", "")
+                )
+                start_response("200 OK", [("Content-Type", "text/xml")])
+                return [b"<ReceiveMessageResult><Message><Body>hello</Body></Message>"]
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0")])
+            return [json.dumps(answer).encode()]
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def call(application: SerializedApplication, target: str, body: bytes, **environ: str) -> bytes:
+    statuses: list[str] = []
+    environment = {
+        "HTTP_X_AMZ_TARGET": target,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        **environ,
+    }
+    answer = b"".join(application(environment, lambda status, _: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    return answer
+
+
+def receive(wait: int | None) -> bytes:
+    request: dict[str, Any] = {"QueueUrl": "http://localhost/123456789012/q.fifo"}
+    if wait is not None:
+        request["WaitTimeSeconds"] = wait
+    return json.dumps(request).encode()
+
+
+def test_long_polls_and_other_requests_never_overlap_inside_moto():
+    app = WatchingApp(empty_answers=40)
+    application = SerializedApplication(app)
+    threads = [
+        threading.Thread(
+            target=call, args=(application, "AmazonSQS.ReceiveMessage", receive(wait=2))
+        )
+        for _ in range(4)
+    ] + [
+        threading.Thread(target=call, args=(application, "AmazonSQS.DeleteMessage", b"{}"))
+        for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert app.most_inside == 1
+    assert set(app.waits_seen) == {"0"}  # moto itself is never asked to wait
+
+
+def test_a_long_poll_answers_as_soon_as_a_short_poll_finds_messages():
+    application = SerializedApplication(WatchingApp(empty_answers=3))
+    answer = call(application, "AmazonSQS.ReceiveMessage", receive(wait=20))
+    assert json.loads(answer) == {"Messages": [{"Body": "hello"}]}
+
+
+def test_a_receive_without_a_wait_waits_as_long_as_its_queue_says():
+    asked: list[str] = []
+
+    def queue_wait_seconds(queue_url: str) -> int:
+        asked.append(queue_url)
+        return 1
+
+    application = SerializedApplication(
+        WatchingApp(empty_answers=1000), queue_wait_seconds=queue_wait_seconds
+    )
+    started = time.monotonic()
+    answer = call(application, "AmazonSQS.ReceiveMessage", receive(wait=None))
+    assert json.loads(answer) == {}
+    assert time.monotonic() - started >= 1
+    assert asked == ["http://localhost/123456789012/q.fifo"]
+
+
+def test_a_query_protocol_long_poll_is_short_polled_too():
+    app = WatchingApp()
+    application = SerializedApplication(app)
+    form = urllib.parse.urlencode(
+        {"Action": "ReceiveMessage", "QueueUrl": "http://localhost/1/q", "WaitTimeSeconds": "5"}
+    ).encode()
+    call(application, "", form, CONTENT_TYPE="application/x-www-form-urlencoded")
+    assert app.waits_seen == ["0"]
+
+
+def test_a_receive_that_does_not_wait_is_passed_on_as_it_is():
+    app = WatchingApp()
+    call(SerializedApplication(app), "AmazonSQS.ReceiveMessage", receive(wait=0))
+    assert app.waits_seen == ["0"]

@@ -1,4 +1,5 @@
-"""The embedded moto store's transaction fix keeps moto's all-or-nothing rollback intact."""
+"""The embedded moto store's transaction fix (an undo log instead of table copies) keeps moto's
+all-or-nothing rollback intact: puts, in-place updates, deletes and stream records."""
 
 from __future__ import annotations
 
@@ -43,3 +44,66 @@ def test_transactions_leave_no_table_copies_behind(aws: AwsStack):
         aws.dynamodb.transact_write_items(TransactItems=actions)
     assert len(Table.instances_tracked) == 0
     assert len(Item.instances_tracked) == 0
+
+
+def test_a_cancelled_transaction_undoes_updates_deletes_and_their_stream_records(aws: AwsStack):
+    table = aws.users_table  # the users table has a stream: a cancelled write must not show there
+    for name in ("kept", "updated", "deleted"):
+        aws.dynamodb.put_item(TableName=table, Item={**user_key(name), "v": {"N": "1"}})
+    before = stream_records(aws)
+    with pytest.raises(ClientError) as cancelled:
+        aws.dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {**user_key("new"), "v": {"N": "1"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": user_key("updated"),
+                        "UpdateExpression": "SET v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+                {"Delete": {"TableName": table, "Key": user_key("deleted")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": user_key("kept"),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    items = {
+        item["pk"]["S"]: item["v"]["N"]
+        for item in aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]
+    }
+    assert items == {"USER#kept": "1", "USER#updated": "1", "USER#deleted": "1"}
+    assert stream_records(aws) == before
+
+
+def test_a_transaction_naming_one_item_twice_changes_nothing(aws: AwsStack):
+    table = aws.organizations_table
+    with pytest.raises(ClientError):
+        aws.dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": key("twice")}},
+                {"Put": {"TableName": table, "Item": {**key("twice"), "v": {"N": "2"}}}},
+            ]
+        )
+    assert "Item" not in aws.dynamodb.get_item(TableName=table, Key=key("twice"))
+
+
+def user_key(name: str) -> dict:
+    return {"pk": {"S": f"USER#{name}"}, "sk": {"S": "METADATA"}}
+
+
+def stream_records(aws: AwsStack) -> list[str]:
+    shards = aws.streams.describe_stream(StreamArn=aws.stream_arn)["StreamDescription"]["Shards"]
+    iterator = aws.streams.get_shard_iterator(
+        StreamArn=aws.stream_arn,
+        ShardId=shards[0]["ShardId"],
+        ShardIteratorType="TRIM_HORIZON",
+    )["ShardIterator"]
+    records = aws.streams.get_records(ShardIterator=iterator)["Records"]
+    return [record["eventID"] for record in records]

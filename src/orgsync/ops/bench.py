@@ -54,8 +54,7 @@ class BenchPlan:
     """How long and how big each phase is."""
 
     writers: int = 4
-    # moto's TransactWriteItems copies the whole table per action: a bigger organizations
-    # table slows every commit (docs/benchmarks.md), so the full run stays at 1000 users.
+    # The users written (and re-written) by the steps; ~3 memberships each in the org table.
     users: int = 1000
     ceiling_seconds: float = 10.0
     step_seconds: float = 10.0

@@ -94,6 +94,28 @@ def test_a_transaction_naming_one_item_twice_changes_nothing(aws: AwsStack):
     assert "Item" not in aws.dynamodb.get_item(TableName=table, Key=key("twice"))
 
 
+def test_a_table_named_by_its_arn_is_rolled_back_too(aws: AwsStack):
+    table = aws.users_table
+    arn = aws.dynamodb.describe_table(TableName=table)["Table"]["TableArn"]
+    before = stream_records(aws)
+    with pytest.raises(ClientError):
+        aws.dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": user_key("by-name")}},
+                {"Put": {"TableName": arn, "Item": user_key("by-arn")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": user_key("absent"),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert aws.dynamodb.scan(TableName=table, ConsistentRead=True)["Items"] == []
+    assert stream_records(aws) == before
+
+
 def user_key(name: str) -> dict:
     return {"pk": {"S": f"USER#{name}"}, "sk": {"S": "METADATA"}}
 

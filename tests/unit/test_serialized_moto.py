@@ -68,7 +68,7 @@ def call(application: SerializedApplication, target: str, body: bytes, **environ
     return answer
 
 
-def receive(wait: int | None) -> bytes:
+def receive(wait: float | bool | None) -> bytes:
     request: dict[str, Any] = {"QueueUrl": "http://localhost/123456789012/q.fifo"}
     if wait is not None:
         request["WaitTimeSeconds"] = wait
@@ -101,21 +101,38 @@ def test_a_long_poll_answers_as_soon_as_a_short_poll_finds_messages():
     assert json.loads(answer) == {"Messages": [{"Body": "hello"}]}
 
 
-def test_a_receive_without_a_wait_waits_as_long_as_its_queue_says():
-    asked: list[str] = []
+def test_a_json_wait_that_is_not_an_integer_is_read_as_moto_reads_it():
+    # moto takes int(1.5) == 1 and int(True) == 1: left to moto, it would wait under the lock.
+    for wait in (1.5, True):
+        app = WatchingApp()
+        call(SerializedApplication(app), "AmazonSQS.ReceiveMessage", receive(wait=wait))
+        assert app.waits_seen == ["0"]
 
-    def queue_wait_seconds(queue_url: str) -> int:
-        asked.append(queue_url)
+
+def test_a_receive_without_a_wait_waits_as_long_as_its_queue_says():
+    asked: list[tuple[str, str | None]] = []
+
+    def queue_wait_seconds(queue_url: str, region: str | None) -> int:
+        asked.append((queue_url, region))
         return 1
 
     application = SerializedApplication(
         WatchingApp(empty_answers=1000), queue_wait_seconds=queue_wait_seconds
     )
     started = time.monotonic()
-    answer = call(application, "AmazonSQS.ReceiveMessage", receive(wait=None))
+    signature = (
+        "AWS4-HMAC-SHA256 Credential=testing/20261124/eu-west-1/sqs/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    )
+    answer = call(
+        application,
+        "AmazonSQS.ReceiveMessage",
+        receive(wait=None),
+        HTTP_AUTHORIZATION=signature,
+    )
     assert json.loads(answer) == {}
     assert time.monotonic() - started >= 1
-    assert asked == ["http://localhost/123456789012/q.fifo"]
+    assert asked == [("http://localhost/123456789012/q.fifo", "eu-west-1")]
 
 
 def test_a_query_protocol_long_poll_is_short_polled_too():

@@ -84,7 +84,7 @@ class _SavedItem:
         self.table = table
         self.hash_value = hash_value
         self.range_value = range_value
-        current = table.get_item(hash_value, range_value)
+        current = _stored_item(table, hash_value, range_value)
         # UpdateItem changes the stored item in place: keep a copy, not a reference.
         self.item = copy.deepcopy(current) if current is not None else None
         shard = table.stream_shard
@@ -94,7 +94,10 @@ class _SavedItem:
         items = self.table.items
         if self.range_value is not None:
             if self.item is None:
-                items.get(self.hash_value, {}).pop(self.range_value, None)
+                ranges = items.get(self.hash_value, {})
+                ranges.pop(self.range_value, None)
+                if not ranges:
+                    items.pop(self.hash_value, None)
             else:
                 items[self.hash_value][self.range_value] = self.item
         elif self.item is None:
@@ -106,13 +109,20 @@ class _SavedItem:
             del shard.items[self.stream_length :]  # a failed transaction emitted nothing
 
 
+def _stored_item(table: Any, hash_value: Any, range_value: Any) -> Any:
+    # Not table.get_item: on a hash+range table its lookup leaves an empty entry behind.
+    stored = table.items.get(hash_value)
+    if range_value is None or stored is None:
+        return stored
+    return stored.get(range_value)
+
+
 def _save_target(backend: Any, transact_item: dict[str, Any]) -> _SavedItem | None:
-    """The action's target item saved for rollback; None when moto will reject the action."""
+    """The action's target item saved for rollback; None when moto will reject the action
+    (unknown table, malformed key) and so change nothing for it."""
     try:
         (operation, request), *_ = transact_item.items()
-        table = backend.tables.get(request.get("TableName"))
-        if table is None:
-            return None
+        table = backend.get_table(request["TableName"])  # a name or an ARN, as moto takes it
         if operation == "Put":
             attributes = request["Item"]
             names = [table.hash_key_attr, table.range_key_attr]

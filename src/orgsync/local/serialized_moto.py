@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -27,13 +28,15 @@ from typing import Any, Final
 __all__ = ["QueueWaitSeconds", "SerializedApplication", "WsgiApplication"]
 
 WsgiApplication = Callable[[dict[str, Any], Any], Iterable[bytes]]
-# The queue's ReceiveMessageWaitTimeSeconds, by queue URL: the wait of a receive that names none.
-QueueWaitSeconds = Callable[[str], int]
+# The queue's ReceiveMessageWaitTimeSeconds, by queue URL and region (None: unknown): the wait of
+# a receive that names none. moto's queue URLs carry no region; the request's signature does.
+QueueWaitSeconds = Callable[[str, str | None], int]
 
 # Between two short polls of one long poll: the delivery delay a waiting receiver can see.
 _LONG_POLL_INTERVAL_SECONDS: Final = 0.05
 _MAX_WAIT_SECONDS: Final = 20
 _JSON_RECEIVE_TARGET: Final = "AmazonSQS.ReceiveMessage"
+_CREDENTIAL_SCOPE: Final = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
 
 
 class SerializedApplication:
@@ -46,7 +49,7 @@ class SerializedApplication:
         self,
         application: WsgiApplication,
         *,
-        queue_wait_seconds: QueueWaitSeconds = lambda queue_url: 0,
+        queue_wait_seconds: QueueWaitSeconds = lambda queue_url, region: 0,
     ) -> None:
         self._application = application
         self._queue_wait_seconds = queue_wait_seconds
@@ -64,7 +67,7 @@ class SerializedApplication:
         with self._lock:
             wait = receive.wait_seconds
             if wait is None:
-                wait = self._queue_wait_seconds(receive.queue_url)
+                wait = self._queue_wait_seconds(receive.queue_url, _region_of(environ))
         deadline = time.monotonic() + wait
         while True:
             response = self._call_locked(receive.short_poll(environ))
@@ -160,7 +163,9 @@ class _LongPoll:
             body = json.dumps(self.json_body | {"WaitTimeSeconds": 0}).encode()
         else:
             no_wait = [("WaitTimeSeconds", "0")]
-            query = _without_wait(urllib.parse.parse_qsl(str(environ.get("QUERY_STRING", ""))))
+            query = _without_wait(
+                urllib.parse.parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+            )
             parameters = _without_wait(self.parameters)
             if parameters:  # a form POST: the body carries the parameters
                 parameters += no_wait
@@ -178,14 +183,24 @@ def _without_wait(parameters: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _wait_of(value: object) -> int | None:
-    """None when absent (the queue decides); 0 when invalid, so that moto answers the error."""
+    """None when absent (the queue decides); 0 when invalid, so that moto answers the error.
+
+    Read as moto reads it, `int(value)`: a JSON 1.5 or true is a wait of 1 s there, and must be
+    one here too, or moto would do the waiting itself, under the lock.
+    """
     if value is None:
         return None
     try:
-        wait = int(str(value))
+        wait = int(value) if isinstance(value, int | float | str) else 0
     except ValueError:
         return 0
     return wait if 0 <= wait <= _MAX_WAIT_SECONDS else 0
+
+
+def _region_of(environ: dict[str, Any]) -> str | None:
+    """The region of the request's SigV4 credential scope (`Credential=KEY/DATE/REGION/sqs/…`)."""
+    match = _CREDENTIAL_SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    return match.group(1) if match else None
 
 
 def _buffer_body(environ: dict[str, Any]) -> bytes:

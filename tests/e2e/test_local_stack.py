@@ -6,8 +6,6 @@ moto's state is shared by every moto server of a process, so stacks other than t
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from dynamodb_local import require_dynamodb_local
 
 from orgsync.local.errors import DrainTimeoutError
 from orgsync.local.stack import LocalStack, StackOptions
@@ -153,19 +152,11 @@ def test_locating_dynamodb_local_accepts_a_jar_folder_or_an_npm_prefix(tmp_path:
     assert locate_dynamodb_local(empty, cache_dir=empty) is None
 
 
-def _dynamodb_local_dir() -> Path | None:
-    configured = os.environ.get("ORGSYNC_DYNAMODB_LOCAL_DIR")
-    return Path(configured) if configured else None
-
-
 @pytest.mark.dynamodb_local
 def test_dynamodb_local_replicates_and_keeps_tables_and_pipe_position_in_the_state_dir(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("java") is None:
-        pytest.skip("Java is not installed (DynamoDB Local needs it)")
-    if locate_dynamodb_local(_dynamodb_local_dir()) is None:
-        pytest.skip("DynamoDB Local not found: run `orgsync local install-dynamodb-local`")
+    dynamodb_local_dir = require_dynamodb_local()
     prefix = f"l{uuid.uuid4().hex[:6]}-"
     options = StackOptions(
         template_path=TEMPLATE,
@@ -173,7 +164,7 @@ def test_dynamodb_local_replicates_and_keeps_tables_and_pipe_position_in_the_sta
         store="dynamodb-local",
         state_dir=tmp_path / "state",
         parameters={"NamePrefix": prefix},
-        dynamodb_local_dir=_dynamodb_local_dir(),
+        dynamodb_local_dir=dynamodb_local_dir,
         pipe_poll_interval=0.1,
     )
     users, orgs = f"{prefix}poc-users", f"{prefix}poc-organizations"

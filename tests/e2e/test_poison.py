@@ -8,19 +8,17 @@ forwarded it on its first receive.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dynamodb_local import require_dynamodb_local
 from typer.testing import CliRunner
 
 from orgsync.cli import app
 from orgsync.local.stack import LocalStack, StackOptions
-from orgsync.local.store import locate_dynamodb_local
 from orgsync.ops import dlq
 from orgsync.pipe.record import to_pipe_record
 from orgsync.pipe.target import encode_body
@@ -33,12 +31,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 @pytest.fixture(scope="module", params=["moto", "dynamodb-local"])
 def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
-    configured = os.environ.get("ORGSYNC_DYNAMODB_LOCAL_DIR")
-    dynamodb_local_dir = Path(configured) if configured else None
-    if request.param == "dynamodb-local" and (
-        shutil.which("java") is None or locate_dynamodb_local(dynamodb_local_dir) is None
-    ):
-        pytest.skip("DynamoDB Local needs Java and `orgsync local install-dynamodb-local`")
+    dynamodb_local_dir = require_dynamodb_local() if request.param == "dynamodb-local" else None
     options = StackOptions(
         template_path=TEMPLATE,
         port=0,

@@ -7,18 +7,15 @@ that each history's full-table invariant scan stays small.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from dynamodb_local import dynamodb_local_dir
 
 from orgsync.local.chaos import ChaosSpec
 from orgsync.local.stack import LocalStack, StackOptions
-from orgsync.local.store import locate_dynamodb_local
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ROTATE_EVERY = 100
@@ -66,12 +63,11 @@ class StackHolder:
         return self._stack
 
     def _start(self) -> LocalStack:
-        directory = os.environ.get("ORGSYNC_DYNAMODB_LOCAL_DIR")
         options = StackOptions(
             template_path=TEMPLATE,
             port=0,
             store="dynamodb-local" if self.store == "dynamodb-local" else "moto",
-            dynamodb_local_dir=Path(directory) if directory else None,
+            dynamodb_local_dir=dynamodb_local_dir(),
             parameters={"NamePrefix": f"p{uuid.uuid4().hex[:6]}-", "LogLevel": "ERROR"},
             pipe_poll_interval=0.05,
             chaos=ChaosSpec(),
@@ -85,11 +81,3 @@ class StackHolder:
         if self._stack is not None:
             self._stack.stop()
             self._stack = None
-
-
-def skip_without_dynamodb_local() -> None:
-    if shutil.which("java") is None:
-        pytest.skip("Java is not installed (DynamoDB Local needs it)")
-    directory = os.environ.get("ORGSYNC_DYNAMODB_LOCAL_DIR")
-    if locate_dynamodb_local(Path(directory) if directory else None) is None:
-        pytest.skip("DynamoDB Local not found: run `orgsync local install-dynamodb-local`")

@@ -10,10 +10,10 @@ import itertools
 
 import pytest
 
-from orgsync.domain.plan import decide
-from orgsync.domain.records import decode_body
-from orgsync.ops.bench_hot_path import baseline_path, check_same_decisions, orgsync_path
-from orgsync.ops.bench_samples import hot_path_samples
+from orgsync.bench.hot_path import baseline_path, check_same_decisions, orgsync_path
+from orgsync.bench.samples import hot_path_samples
+from orgsync.domain.rule import decide
+from orgsync.schema.stream import decode_body
 
 SAMPLES = 500
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from orgsync.local.chaos import Chaos
+    from orgsync.local.chaos.faults import Chaos
     from orgsync.local.stack import LocalStack
 
 __all__ = ["orgsync_chaos", "orgsync_drain", "orgsync_stack", "pytest_addoption"]
@@ -66,7 +66,7 @@ def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     Its moto backends are this process's: tests that start their own moto servers in the same
     session share that state, so they should use other resource names (or a NamePrefix).
     """
-    from orgsync.local.chaos import ChaosSpec  # noqa: PLC0415
+    from orgsync.local.chaos.faults import ChaosSpec  # noqa: PLC0415
     from orgsync.local.errors import DynamoDBLocalNotFoundError  # noqa: PLC0415
     from orgsync.local.stack import LocalStack, StackOptions  # noqa: PLC0415
 

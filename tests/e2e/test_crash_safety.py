@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 import pytest
 
+from orgsync.local.servers.moto import find_free_port
 from orgsync.local.stack import LocalStack, StackOptions
-from orgsync.local.store import find_free_port
 from orgsync.ops.dlq import RedriveMethod, redrive
 from orgsync.store.scan import check_invariant
 

@@ -17,8 +17,8 @@ import pytest
 from dynamodb_local import require_dynamodb_local
 
 from orgsync.local.errors import DrainTimeoutError
+from orgsync.local.servers.moto import locate_dynamodb_local
 from orgsync.local.stack import LocalStack, StackOptions
-from orgsync.local.store import locate_dynamodb_local
 
 pytestmark = pytest.mark.e2e
 

@@ -18,10 +18,10 @@ from dynamodb_local import require_dynamodb_local
 from typer.testing import CliRunner
 
 from orgsync.cli import app
+from orgsync.local.pipes.record import to_pipe_record
+from orgsync.local.pipes.target import encode_body
 from orgsync.local.stack import LocalStack, StackOptions
 from orgsync.ops import dlq
-from orgsync.pipe.record import to_pipe_record
-from orgsync.pipe.target import encode_body
 from orgsync.store.scan import check_invariant
 
 pytestmark = pytest.mark.e2e

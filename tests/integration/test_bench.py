@@ -12,9 +12,9 @@ import math
 import pytest
 from typer.testing import CliRunner
 
+from orgsync.bench.ledger import RequestCounts, classify_call
+from orgsync.bench.pricing import Usage, estimate_cost
 from orgsync.cli import app
-from orgsync.ops.bench_prices import Usage, estimate_cost
-from orgsync.ops.bench_requests import RequestCounts, classify_call
 
 SUMMARY_KEYS = (
     "ceiling_writes_per_second",

@@ -14,7 +14,7 @@ from conftest import CLEAN_CLI_ENV
 from typer.testing import CliRunner
 
 from orgsync.cli import app
-from orgsync.pipe.checkpoint import Checkpoint, CheckpointStore
+from orgsync.local.pipes.checkpoint import Checkpoint, CheckpointStore
 
 DEFAULT_USER = "auth0|66199504eddfc16953adc92e"
 

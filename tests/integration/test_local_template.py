@@ -14,9 +14,9 @@ import boto3
 import pytest
 
 from orgsync.local.errors import TemplateError
-from orgsync.local.resources import create_resources
-from orgsync.local.store import MotoStore
-from orgsync.local.template import load_stack_model
+from orgsync.local.servers.moto import MotoStore
+from orgsync.local.template.model import load_stack_model
+from orgsync.local.template.resources import create_resources
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ENDPOINT = "http://127.0.0.1:4566"

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import client
 
-from orgsync.pipe import PipeRunner, PipeSettings
+from orgsync.local.pipes import PipeRunner, PipeSettings
 
 USER_FILTER = json.dumps(
     {"dynamodb": {"Keys": {"sk": {"S": ["METADATA"]}, "pk": {"S": [{"prefix": "USER#"}]}}}}

@@ -16,8 +16,12 @@ import pytest
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from orgsync.local.poller import EventSourceConfig, SqsEventSourcePoller, decide_batch_outcome
-from orgsync.local.store import MotoStore
+from orgsync.local.lambda_.sqs_poller import (
+    EventSourceConfig,
+    SqsEventSourcePoller,
+    decide_batch_outcome,
+)
+from orgsync.local.servers.moto import MotoStore
 
 REGION = "us-east-1"
 

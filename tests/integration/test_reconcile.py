@@ -2,7 +2,7 @@
 the consumer keeps applying changes, and the CLI command.
 
 The concurrent test relies on the conftest's moto server applying one request at a time
-(`orgsync.local.serialized_moto.SerializedApplication`): moto's own TransactWriteItems is not
+(`orgsync.local.servers.serialized.SerializedApplication`): moto's own TransactWriteItems is not
 isolated.
 """
 
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from orgsync.cli import app
 from orgsync.ops.reconcile import ReconcileReport, reconcile
-from orgsync.store.items import replication_item
+from orgsync.schema.organizations import replication_item
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import check_invariant, organizations_snapshot, parallel_scan
 

@@ -10,9 +10,9 @@ from stream_records import body, sqs_event, sqs_message, stream_record
 
 from orgsync.consumer import handler
 from orgsync.consumer.batch import Outcome
-from orgsync.domain.plan import decide
-from orgsync.domain.records import decode_record
-from orgsync.domain.replicator import ApplyStatus, apply_changes
+from orgsync.domain.apply import ApplyStatus, apply_changes
+from orgsync.domain.rule import decide
+from orgsync.schema.stream import decode_record
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import organizations_snapshot
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dynamodb_local import dynamodb_local_dir
 
-from orgsync.local.chaos import ChaosSpec
+from orgsync.local.chaos.faults import ChaosSpec
 from orgsync.local.stack import LocalStack, StackOptions
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"

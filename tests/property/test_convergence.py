@@ -33,7 +33,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from orgsync.local.chaos import ChaosSpec
+from orgsync.local.chaos.faults import ChaosSpec
 from orgsync.local.stack import LocalStack
 from orgsync.ops.dlq import RedriveMethod, redrive
 from orgsync.store.scan import check_invariant

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from orgsync.domain.apply import COMMITTED, CONFLICT, CommitResult, CommitStatus
 from orgsync.domain.model import Membership, ReplicationState
-from orgsync.domain.plan import Plan
-from orgsync.domain.replicator import COMMITTED, CONFLICT, CommitResult, CommitStatus
+from orgsync.domain.rule import Plan
 
 
 class FakeReplicationStore:

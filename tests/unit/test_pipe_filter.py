@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from orgsync.pipe.errors import PipeFilterError
-from orgsync.pipe.filter import RecordFilter
+from orgsync.local.pipes.errors import PipeFilterError
+from orgsync.local.pipes.filter import RecordFilter
 
 USER_PATTERN = json.dumps(
     {"dynamodb": {"Keys": {"sk": {"S": ["METADATA"]}, "pk": {"S": [{"prefix": "USER#"}]}}}}

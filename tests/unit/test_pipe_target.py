@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from orgsync.pipe.errors import PipeSettingsError, TargetParameterError
-from orgsync.pipe.record import to_pipe_record
-from orgsync.pipe.settings import PipeSettings
-from orgsync.pipe.target import SqsTarget, TargetParameter
+from orgsync.local.pipes.errors import PipeSettingsError, TargetParameterError
+from orgsync.local.pipes.record import to_pipe_record
+from orgsync.local.pipes.settings import PipeSettings
+from orgsync.local.pipes.target import SqsTarget, TargetParameter
 
 STREAM_ARN = (
     "arn:aws:dynamodb:eu-west-1:123456789012:table/poc-users/stream/2024-01-01T00:00:00.000"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fakes import FakeReplicationStore
 
+from orgsync.domain.apply import ApplyStatus, apply_changes
 from orgsync.domain.model import ChangeKind, ReplicationState, UserChange, UserState
-from orgsync.domain.plan import Plan, Stale, coalesce, decide, fingerprint
-from orgsync.domain.replicator import ApplyStatus, apply_changes
+from orgsync.domain.rule import Plan, Stale, coalesce, decide, fingerprint
 
 
 def change(

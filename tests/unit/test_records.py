@@ -9,7 +9,7 @@ import pytest
 from stream_records import body, stream_record, user_image
 
 from orgsync.domain.model import ChangeKind, UserChange
-from orgsync.domain.records import (
+from orgsync.schema.stream import (
     Ignored,
     IgnoreReason,
     Rejected,

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from orgsync.domain.invariant import DriftKind
 from orgsync.domain.model import Membership, ReplicationState, UserState
-from orgsync.domain.plan import Plan, fingerprint
 from orgsync.domain.repair import RecordDriftKind, audit_user, plan_repair
+from orgsync.domain.rule import Plan, fingerprint
 
 
 def user(orgs=(), *, status="ACTIVE", email="p@example.org") -> UserState:

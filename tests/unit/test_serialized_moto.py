@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from orgsync.local.serialized_moto import SerializedApplication
+from orgsync.local.servers.serialized import SerializedApplication
 
 
 class WatchingApp:

@@ -1,6 +1,6 @@
 """`orgsync bench`: throughput, lag, requests and price per change, printed and written.
 
-Thin Typer wiring over orgsync.ops.bench; must not import other command modules."""
+Thin Typer wiring over orgsync.bench.phases; must not import other command modules."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from orgsync.bench.phases import BenchOptions, BenchPlan, run_bench
+from orgsync.bench.plot import plot_lag
 from orgsync.cli.root import (
     StoreOption,
     TemplateOption,
@@ -26,8 +28,6 @@ from orgsync.cli.root import (
     _template_path,
     app,
 )
-from orgsync.ops.bench import BenchOptions, BenchPlan, run_bench
-from orgsync.ops.bench_plot import plot_lag
 
 
 @app.command("bench")

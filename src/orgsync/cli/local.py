@@ -27,9 +27,9 @@ from orgsync.cli.root import (
     local_app,
 )
 from orgsync.errors import OrgsyncError
-from orgsync.local.chaos import ChaosSpec
+from orgsync.local.chaos.faults import ChaosSpec
+from orgsync.local.servers.moto import install_dynamodb_local, locate_dynamodb_local
 from orgsync.local.stack import LocalStack, StackOptions, StackStatus
-from orgsync.local.store import install_dynamodb_local, locate_dynamodb_local
 from orgsync.ops.demo import StepResult, run_story
 
 

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from orgsync.aws import AwsClients, build_clients
+from orgsync.cli.clients import AwsClients, build_clients
+from orgsync.cli.settings import CliSettings
 from orgsync.errors import OrgsyncError
-from orgsync.settings import CliSettings
 
 
 class _EdgeGroup(TyperGroup):

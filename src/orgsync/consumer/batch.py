@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orgsync.consumer.dead_letter import DeadLetterForwarder, Rejection
+from orgsync.domain.apply import ApplyResult, ApplyStatus, ReplicationPort, apply_changes
 from orgsync.domain.model import ChangeKind, UserChange
-from orgsync.domain.plan import coalesce
-from orgsync.domain.records import Ignored, Rejected, decode_body
-from orgsync.domain.replicator import ApplyResult, ApplyStatus, ReplicationPort, apply_changes
+from orgsync.domain.rule import coalesce
 from orgsync.errors import OrgsyncError
+from orgsync.schema.stream import Ignored, Rejected, decode_body
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from orgsync.domain.invariant import Drift, compare
 from orgsync.domain.model import Membership, ReplicationState, UserState
-from orgsync.domain.plan import Plan, fingerprint, membership
+from orgsync.domain.rule import Plan, fingerprint, membership
 
 
 class RecordDriftKind(StrEnum):

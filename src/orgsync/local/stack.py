@@ -19,9 +19,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
+from orgsync.local.chaos.faults import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
 from orgsync.local.errors import DrainTimeoutError, LocalStackError
-from orgsync.local.poller import (
+from orgsync.local.lambda_.sqs_poller import (
     EventSourceConfig,
     Handler,
     PollerStats,
@@ -31,14 +31,14 @@ from orgsync.local.poller import (
     lambda_environment,
     restore_environment,
 )
-from orgsync.local.resources import CreatedResources, create_resources
-from orgsync.local.store import EmbeddedStore, start_store
-from orgsync.local.template import StackModel, load_stack_model
+from orgsync.local.servers.moto import EmbeddedStore, start_store
+from orgsync.local.template.model import StackModel, load_stack_model
+from orgsync.local.template.resources import CreatedResources, create_resources
 
 if TYPE_CHECKING:
-    from orgsync.pipe.metrics import PipeMetrics, ShardPosition
-    from orgsync.pipe.runner import PipeRunner
-    from orgsync.pipe.settings import PipeSettings
+    from orgsync.local.pipes.metrics import PipeMetrics, ShardPosition
+    from orgsync.local.pipes.runner import PipeRunner
+    from orgsync.local.pipes.settings import PipeSettings
 
 __all__ = [
     "LocalStack",
@@ -315,7 +315,7 @@ class LocalStack:
         self._restarter.start()
 
     def _start_pipes(self, model: StackModel, created: CreatedResources) -> None:
-        from orgsync.pipe.runner import PipeRunner  # noqa: PLC0415 - only with a pipeline
+        from orgsync.local.pipes.runner import PipeRunner  # noqa: PLC0415 - only with a pipeline
 
         for pipe in model.pipes:
             table = model.table_named(pipe.source_table_name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from orgsync.domain.model import MEMBERSHIP_PREFIX, ORGANIZATION_PREFIX, Membership
-from orgsync.store.items import decode_membership
+from orgsync.schema.organizations import decode_membership
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from orgsync.domain.apply import CommitStatus
 from orgsync.domain.invariant import DriftKind
 from orgsync.domain.model import (
     MEMBERSHIP_PREFIX,
@@ -26,12 +27,11 @@ from orgsync.domain.model import (
     ReplicationState,
     UserState,
 )
-from orgsync.domain.records import Rejected, decode_user_image
 from orgsync.domain.repair import audit_user
-from orgsync.domain.replicator import CommitStatus
 from orgsync.errors import OrgsyncError
 from orgsync.ops.users import user_key
-from orgsync.store.items import decode_replication
+from orgsync.schema.organizations import decode_replication
+from orgsync.schema.stream import Rejected, decode_user_image
 from orgsync.store.replication import MAX_BATCH_GET_KEYS, DynamoReplicationStore
 from orgsync.store.scan import parallel_scan, users_snapshot
 

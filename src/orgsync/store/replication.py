@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orgsync.domain.apply import COMMITTED, CONFLICT, CommitResult, CommitStatus
 from orgsync.domain.model import ReplicationState
-from orgsync.domain.plan import MAX_TRANSACTION_ACTIONS, Plan
-from orgsync.domain.replicator import COMMITTED, CONFLICT, CommitResult, CommitStatus
-from orgsync.store.errors import StoreError, StoreUnavailableError, TransactionCancelledError
-from orgsync.store.items import (
+from orgsync.domain.rule import MAX_TRANSACTION_ACTIONS, Plan
+from orgsync.schema.organizations import (
     decode_replication,
     membership_item,
     membership_key,
@@ -28,6 +27,7 @@ from orgsync.store.items import (
     replication_key,
     user_id_of_replication_key,
 )
+from orgsync.store.errors import StoreError, StoreUnavailableError, TransactionCancelledError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -21,8 +21,8 @@ from orgsync.domain.model import (
     ReplicationState,
     UserState,
 )
-from orgsync.domain.records import Rejected, decode_user_image
-from orgsync.store.items import decode_membership, decode_replication
+from orgsync.schema.organizations import decode_membership, decode_replication
+from orgsync.schema.stream import Rejected, decode_user_image
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -13,16 +13,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orgsync.consumer.batch import BatchConsumer
-from orgsync.consumer.dead_letter import DeadLetterForwarder
-from orgsync.ops.bench_requests import ClientRequestCounter
-from orgsync.ops.bench_samples import (
+from orgsync.bench.ledger import ClientRequestCounter
+from orgsync.bench.samples import (
     SEQUENCE_BASE,
     email_for,
     orgs_for,
     stream_record_body,
     user_id_for,
 )
+from orgsync.consumer.batch import BatchConsumer
+from orgsync.consumer.dead_letter import DeadLetterForwarder
 from orgsync.store.replication import DynamoReplicationStore
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The reverse proxy in front of the embedded servers: routes by X-Amz-Target (DynamoDB Local or
 moto) and may answer a request itself (fault injection).
-Standard library only: no boto3, no moto import, nothing from orgsync.local.store.
+Standard library only: no boto3, no moto import, nothing from orgsync.local.servers.moto.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from moto.events.exceptions import InvalidEventPatternException
 from moto.events.models import EventPattern
 
-from orgsync.pipe.errors import PipeFilterError
+from orgsync.local.pipes.errors import PipeFilterError
 
 # CreatePipe limits (eb-pipes-event-filtering.html).
 MAX_PATTERNS = 5

@@ -5,7 +5,7 @@ Used by the local stack only; must not import orgsync.local, orgsync.cli or orgs
 
 from __future__ import annotations
 
-from orgsync.pipe.errors import (
+from orgsync.local.pipes.errors import (
     PipeCheckpointError,
     PipeError,
     PipeFilterError,
@@ -14,12 +14,12 @@ from orgsync.pipe.errors import (
     PipeTargetError,
     TargetParameterError,
 )
-from orgsync.pipe.filter import RecordFilter
-from orgsync.pipe.metrics import PipeFailure, PipeMetrics, ShardPosition
-from orgsync.pipe.record import PipeRecord, to_pipe_record
-from orgsync.pipe.runner import PipeRunner
-from orgsync.pipe.settings import PipeSettings, StartingPosition
-from orgsync.pipe.target import SqsTarget, TargetParameter
+from orgsync.local.pipes.filter import RecordFilter
+from orgsync.local.pipes.metrics import PipeFailure, PipeMetrics, ShardPosition
+from orgsync.local.pipes.record import PipeRecord, to_pipe_record
+from orgsync.local.pipes.runner import PipeRunner
+from orgsync.local.pipes.settings import PipeSettings, StartingPosition
+from orgsync.local.pipes.target import SqsTarget, TargetParameter
 
 __all__ = [
     "PipeCheckpointError",

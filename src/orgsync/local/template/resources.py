@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from orgsync.local.errors import ResourceCreationError
-from orgsync.local.template import QueueModel, StackModel, TableModel
+from orgsync.local.template.model import QueueModel, StackModel, TableModel
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from orgsync.domain.model import ReplicationState, UserChange
-from orgsync.domain.plan import Plan, Stale, decide
+from orgsync.domain.rule import Plan, Stale, decide
 
 DEFAULT_MAX_ATTEMPTS = 5
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
 
-    from orgsync.local.template import FunctionModel, SqsEventSourceModel
+    from orgsync.local.template.model import FunctionModel, SqsEventSourceModel
 
 __all__ = [
     "BatchOutcome",

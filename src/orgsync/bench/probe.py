@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orgsync.ops.bench_requests import driver_calls
-from orgsync.ops.bench_samples import orgs_for, token_of, user_id_for
-from orgsync.store.items import membership_key
+from orgsync.bench.ledger import driver_calls
+from orgsync.bench.samples import orgs_for, token_of, user_id_for
+from orgsync.schema.organizations import membership_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

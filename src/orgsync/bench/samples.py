@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgsync.domain.model import ReplicationState, UserState
-from orgsync.domain.plan import fingerprint
+from orgsync.domain.rule import fingerprint
 
 STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:000000000000:table/poc-users/stream/2026-11-24T00:00:00.000"

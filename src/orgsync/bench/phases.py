@@ -20,17 +20,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
+from orgsync.bench.consumer import ConsumerFigures, measure_consumer
+from orgsync.bench.costs import PhaseCosts, PipelineNames
+from orgsync.bench.hot_path import HotPathFigures, measure_hot_path
+from orgsync.bench.ledger import RequestCounts, RequestLedger, driver_calls
+from orgsync.bench.load import CeilingFigures, OfferFigures, measure_ceiling, offer_writes
+from orgsync.bench.pricing import Prices, Usage, estimate_cost
+from orgsync.bench.probe import Seen, VisibilityProbe, lag_summary_ms, percentile
+from orgsync.bench.reconcile import ReconcileFigures, measure_reconcile
+from orgsync.bench.tables import copy_table, drop_table
 from orgsync.local.errors import DrainTimeoutError
 from orgsync.local.stack import LocalStack, StackOptions
-from orgsync.ops.bench_consumer import ConsumerFigures, measure_consumer
-from orgsync.ops.bench_costs import PhaseCosts, PipelineNames
-from orgsync.ops.bench_hot_path import HotPathFigures, measure_hot_path
-from orgsync.ops.bench_load import CeilingFigures, OfferFigures, measure_ceiling, offer_writes
-from orgsync.ops.bench_prices import Prices, Usage, estimate_cost
-from orgsync.ops.bench_probe import Seen, VisibilityProbe, lag_summary_ms, percentile
-from orgsync.ops.bench_reconcile import ReconcileFigures, measure_reconcile
-from orgsync.ops.bench_requests import RequestCounts, RequestLedger, driver_calls
-from orgsync.ops.bench_tables import copy_table, drop_table
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from orgsync.local.cloudformation import (
+from orgsync.local.errors import TemplateError
+from orgsync.local.template.cloudformation import (
     Resolver,
     load_template,
     scalar_text,
@@ -22,10 +23,9 @@ from orgsync.local.cloudformation import (
     to_optional_int,
     truthy,
 )
-from orgsync.local.errors import TemplateError
 
 if TYPE_CHECKING:
-    from orgsync.pipe.settings import PipeSettings
+    from orgsync.local.pipes.settings import PipeSettings
 
 __all__ = [
     "AttributeDefinition",
@@ -135,7 +135,7 @@ class PipeModel:
         checkpoint_table: str | None = None,
     ) -> PipeSettings:
         """The pipe emulation's settings, bound to the stream the live table actually has."""
-        from orgsync.pipe.settings import PipeSettings  # noqa: PLC0415 - pipe is optional here
+        from orgsync.local.pipes.settings import PipeSettings  # noqa: PLC0415 - pipe is optional here
 
         extra: dict[str, Any] = {}
         if checkpoint_table is not None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orgsync.ops.bench_prices import Usage, estimate_cost
-from orgsync.ops.bench_requests import RequestCounts
+from orgsync.bench.ledger import RequestCounts
+from orgsync.bench.pricing import Usage, estimate_cost
 
 # The SQS calls that move messages; attribute reads and idle polls are not per-change work.
 _MESSAGE_OPERATIONS = (

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from orgsync.settings import DEFAULT_LOCAL_REGION, CliSettings
+from orgsync.cli.settings import DEFAULT_LOCAL_REGION, CliSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from orgsync.local.errors import LocalStackError
-from orgsync.local.proxy import ProxyAnswer, RoutingProxy
+from orgsync.local.servers.proxy import ProxyAnswer, RoutingProxy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from orgsync.pipe.errors import PipeSettingsError
+from orgsync.local.pipes.errors import PipeSettingsError
 
 # SendMessageBatch takes at most 10 entries, so AWS caps BatchSize at 10 for an SQS target
 # (eb-pipes-batching-concurrency.html).

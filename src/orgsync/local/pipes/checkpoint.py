@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orgsync.pipe.errors import PipeCheckpointError
+from orgsync.local.pipes.errors import PipeCheckpointError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orgsync.ops.bench_requests import driver_calls
-from orgsync.ops.bench_samples import email_for, orgs_for, user_id_for, user_item
+from orgsync.bench.ledger import driver_calls
+from orgsync.bench.samples import email_for, orgs_for, user_id_for, user_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

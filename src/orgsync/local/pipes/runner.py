@@ -15,13 +15,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orgsync.pipe.checkpoint import Checkpoint, CheckpointStore
-from orgsync.pipe.errors import PipeError, PipeSourceError, PipeTargetError, TargetParameterError
-from orgsync.pipe.filter import RecordFilter
-from orgsync.pipe.metrics import PipeFailure, PipeMetrics, ShardPosition
-from orgsync.pipe.record import PipeRecord, sequence_number, to_pipe_record
-from orgsync.pipe.settings import PipeSettings, StartingPosition
-from orgsync.pipe.target import SqsTarget, encode_body
+from orgsync.local.pipes.checkpoint import Checkpoint, CheckpointStore
+from orgsync.local.pipes.errors import (
+    PipeError,
+    PipeSourceError,
+    PipeTargetError,
+    TargetParameterError,
+)
+from orgsync.local.pipes.filter import RecordFilter
+from orgsync.local.pipes.metrics import PipeFailure, PipeMetrics, ShardPosition
+from orgsync.local.pipes.record import PipeRecord, sequence_number, to_pipe_record
+from orgsync.local.pipes.settings import PipeSettings, StartingPosition
+from orgsync.local.pipes.target import SqsTarget, encode_body
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

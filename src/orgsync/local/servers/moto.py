@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Protocol
 
 from orgsync.local.errors import DynamoDBLocalNotFoundError, EmulatorStartError
-from orgsync.local.moto_tuning import apply_moto_tuning
-from orgsync.local.proxy import RoutingProxy
-from orgsync.local.serialized_moto import SerializedApplication
+from orgsync.local.moto_patches.transactions import apply_moto_tuning
+from orgsync.local.servers.proxy import RoutingProxy
+from orgsync.local.servers.serialized import SerializedApplication
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer

@@ -43,14 +43,7 @@ class FakeReplicationStore:
                 self.memberships[(member.org_id, member.user_id)] = member
             for org_id in plan.deletes:
                 self.memberships.pop((org_id, plan.user_id), None)
-            previous = plan.expected.revision if plan.expected else 0
-            self.records[plan.user_id] = ReplicationState(
-                seq=plan.seq,
-                revision=previous + 1,
-                orgs=plan.desired_orgs,
-                fingerprint=plan.fingerprint,
-                deleted=plan.state is None,
-            )
+            self.records[plan.user_id] = plan.committed_state()
             results[plan.user_id] = COMMITTED
         return results
 

@@ -9,14 +9,8 @@ import pytest
 from stream_records import body, stream_record, user_image
 
 from orgsync.domain.model import ChangeKind, UserChange
-from orgsync.schema.stream import (
-    Ignored,
-    IgnoreReason,
-    Rejected,
-    RejectReason,
-    decode_body,
-    decode_record,
-)
+from orgsync.schema.rejection import Rejected, RejectReason
+from orgsync.schema.stream import Ignored, IgnoreReason, decode_body, decode_record
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

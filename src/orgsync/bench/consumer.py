@@ -23,6 +23,7 @@ from orgsync.bench.samples import (
 )
 from orgsync.consumer.batch import BatchConsumer
 from orgsync.consumer.dead_letter import DeadLetterForwarder
+from orgsync.schema.keys import USER_PREFIX
 from orgsync.store.replication import DynamoReplicationStore
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ def _run(
                     old_organizations=orgs_for(user, write - 1) if write else None,
                 )
             )
-            groups.append(f"USER#{user_id}")
+            groups.append(USER_PREFIX + user_id)
         event = lambda_event(bodies, groups)
         started = time.perf_counter()
         _, report = consumer.handle(event, None)

@@ -20,9 +20,10 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from boto3.dynamodb.types import TypeDeserializer
 
 from orgsync.bench.samples import HotPathSample, hot_path_samples
-from orgsync.domain.model import USER_PREFIX, USER_SORT_KEY, ChangeKind, UserChange, UserState
+from orgsync.domain.model import ChangeKind, UserChange, UserState
 from orgsync.domain.rule import Decision, decide
 from orgsync.errors import OrgsyncError
+from orgsync.schema.keys import USER_PREFIX, USER_SORT_KEY
 from orgsync.schema.stream import decode_body
 
 _DESERIALIZER = TypeDeserializer()

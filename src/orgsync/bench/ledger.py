@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.history import BaseHistoryHandler, get_global_history_recorder
 
-from orgsync.domain.model import MEMBERSHIP_PREFIX, REPLICATION_SORT_KEY
+from orgsync.schema.keys import MEMBERSHIP_PREFIX, REPLICATION_SORT_KEY
 
 # (service, operation, resource, measure); measure "calls" counts requests, the others count
 # what a request carried or returned (transaction actions, keys, messages, records).

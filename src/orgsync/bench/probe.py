@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orgsync.bench.ledger import driver_calls
 from orgsync.bench.samples import orgs_for, token_of, user_id_for
-from orgsync.schema.organizations import membership_key
+from orgsync.schema.keys import membership_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -13,6 +13,8 @@ from typing import Any
 
 from orgsync.domain.model import ReplicationState, UserState
 from orgsync.domain.rule import fingerprint
+from orgsync.schema.keys import user_key
+from orgsync.schema.users import User, encode_user
 
 STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:000000000000:table/poc-users/stream/2026-11-24T00:00:00.000"
@@ -55,14 +57,8 @@ def token_of(email: str) -> int | None:
 def user_item(
     user_id: str, *, email: str, organizations: tuple[str, ...], status: str = "ACTIVE"
 ) -> dict[str, Any]:
-    """A users-table item as DESIGN §1 describes it (organizations as L of S, as the seed)."""
-    return {
-        "pk": {"S": f"USER#{user_id}"},
-        "sk": {"S": "METADATA"},
-        "email": {"S": email},
-        "status": {"S": status},
-        "organizations": {"L": [{"S": org} for org in organizations]},
-    }
+    """A users-table item exactly as `orgsync users put` writes it (organizations as L of S)."""
+    return encode_user(User(user_id, email, status, organizations))
 
 
 def stream_record_body(
@@ -77,7 +73,7 @@ def stream_record_body(
     """One SQS message body as EventBridge Pipes delivers a MODIFY (INSERT without old orgs)."""
     stream: dict[str, Any] = {
         "ApproximateCreationDateTime": 1764000000.0,
-        "Keys": {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}},
+        "Keys": user_key(user_id),
         "NewImage": user_item(user_id, email=email, organizations=organizations),
         "SequenceNumber": str(seq),
         "SizeBytes": 310,

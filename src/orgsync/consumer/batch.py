@@ -20,12 +20,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orgsync.consumer.dead_letter import DeadLetterForwarder, Rejection
+from orgsync.consumer.dead_letter import Rejection, RejectionSink
 from orgsync.domain.apply import ApplyResult, ApplyStatus, ReplicationPort, apply_changes
+from orgsync.domain.coalesce import coalesce
 from orgsync.domain.model import ChangeKind, UserChange
-from orgsync.domain.rule import coalesce
+from orgsync.domain.rule import Stale
 from orgsync.errors import OrgsyncError
-from orgsync.schema.stream import Ignored, Rejected, decode_body
+from orgsync.schema.rejection import Rejected
+from orgsync.schema.stream import Ignored, decode_body
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class BatchConsumer:
     def __init__(
         self,
         port: ReplicationPort,
-        forwarder: DeadLetterForwarder,
+        forwarder: RejectionSink,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -153,6 +155,7 @@ class BatchConsumer:
             report.counters["SupersededEvents"] += 1
             self._settle(report, message_id, _described(Outcome.SUPERSEDED, change))
         newest = {user_id: change for user_id, (_, change) in coalesced.newest.items()}
+        results: dict[str, ApplyResult[Stale]]
         try:
             results = apply_changes(newest, self._port)
         except OrgsyncError as exc:
@@ -164,9 +167,9 @@ class BatchConsumer:
             self._settle(report, message_id, self._applied(report, change, results[user_id], now))
 
     def _applied(
-        self, report: BatchReport, change: UserChange, result: ApplyResult, now: float
+        self, report: BatchReport, change: UserChange, result: ApplyResult[Stale], now: float
     ) -> MessageOutcome:
-        if result.status is ApplyStatus.STALE:
+        if result.status is ApplyStatus.SETTLED:
             report.counters["StaleEventsSkipped"] += 1
             return _described(Outcome.STALE, change)
         if result.status is ApplyStatus.FAILED or result.plan is None:

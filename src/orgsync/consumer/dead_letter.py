@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -35,7 +35,17 @@ class Rejection:
     detail: str
 
 
+class RejectionSink(Protocol):
+    """Where the consumer sends what can never succeed (the DLQ; a fake in unit tests)."""
+
+    def forward(self, rejections: Sequence[Rejection]) -> dict[str, str | None]:
+        """Send each rejection; returns message id → None when sent, else the error."""
+        ...
+
+
 class DeadLetterForwarder:
+    """The DLQ as a `RejectionSink`: SendMessageBatch, ten at a time."""
+
     def __init__(self, sqs: SQSClient, queue_url: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url

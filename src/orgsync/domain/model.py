@@ -8,12 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-USER_PREFIX = "USER#"
-USER_SORT_KEY = "METADATA"
-ORGANIZATION_PREFIX = "ORGANIZATION#"
-MEMBERSHIP_PREFIX = "MEMBERSHIP#"
-REPLICATION_SORT_KEY = "REPLICATION"
-
 
 class ChangeKind(StrEnum):
     """What a stream record says happened to a user: it exists with a new state, or it is gone."""

@@ -1,13 +1,13 @@
-"""The replication rule (DESIGN §2): level-triggered, fenced planning of membership writes.
+"""The replication rule (docs/design.md §2): level-triggered, fenced planning of membership writes.
 
 Given a user's newest state and what its REPLICATION record says is replicated, decide whether
-the change is stale and, if not, which memberships to put and delete. Pure functions.
+the change is stale and, if not, which memberships to put and delete; and say what the record
+becomes when a plan commits (at once, or claimed first and committed in chunks). Pure functions.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orgsync.domain.model import Membership, ReplicationState, UserChange, UserState
@@ -56,6 +56,43 @@ class Plan:
     @property
     def fits_one_transaction(self) -> bool:
         return self.action_count <= MAX_TRANSACTION_ACTIONS
+
+    # -- REPLICATION transitions: what the record becomes; every writer of it uses these.
+
+    def committed_state(self, *, fence_revision: int | None = None) -> ReplicationState:
+        """The record once the plan is committed: the new orgs and seq, the next revision.
+
+        `fence_revision` is the revision the final write is conditioned on: the expected
+        record's for a one-transaction commit (the default), the claim's for a chunked one.
+        """
+        if fence_revision is None:
+            fence_revision = self.expected.revision if self.expected else 0
+        return ReplicationState(
+            seq=self.seq,
+            revision=fence_revision + 1,
+            orgs=self.desired_orgs,
+            fingerprint=self.fingerprint,
+            deleted=self.state is None,
+        )
+
+    def claim_state(self) -> ReplicationState:
+        """The record while a chunked commit of this plan runs (docs/design.md §2 rule 6).
+
+        It keeps what is replicated now, records `pending_seq`, and adds the desired orgs to
+        `dirty`, so that at every instant each membership item of the user lies within
+        `orgs | dirty`: whoever continues after a crash, or overtakes with a newer change,
+        deletes correctly.
+        """
+        base = self.expected or ReplicationState(seq=0, revision=0, orgs=frozenset())
+        return ReplicationState(
+            seq=base.seq,
+            revision=base.revision + 1,
+            orgs=base.orgs,
+            fingerprint=base.fingerprint,
+            deleted=base.deleted,
+            pending_seq=self.seq,
+            dirty=base.dirty | self.desired_orgs,
+        )
 
 
 Decision = Plan | Stale
@@ -124,31 +161,3 @@ def membership(user_id: str, org_id: str, state: UserState, seq: int) -> Members
     return Membership(
         org_id=org_id, user_id=user_id, email=state.email, status=state.status, source_seq=seq
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Coalesced:
-    """The newest change per user in a batch, and the message ids the newest ones supersede."""
-
-    newest: dict[str, tuple[str, UserChange]]
-    superseded: frozenset[str]
-
-
-def coalesce(changes: Iterable[tuple[str, UserChange]]) -> Coalesced:
-    """Keep only the newest change of each user (by sequence number) among (message id, change).
-
-    The newest change carries the user's whole state, so applying it alone reaches the same
-    result as applying all of them in order, at the cost of one apply instead of N.
-    """
-    newest: dict[str, tuple[str, UserChange]] = {}
-    superseded: set[str] = set()
-    for message_id, change in changes:
-        held = newest.get(change.user_id)
-        if held is None:
-            newest[change.user_id] = (message_id, change)
-        elif change.seq > held[1].seq:
-            superseded.add(held[0])
-            newest[change.user_id] = (message_id, change)
-        else:
-            superseded.add(message_id)
-    return Coalesced(newest=newest, superseded=frozenset(superseded))

@@ -16,7 +16,7 @@ from orgsync.domain.invariant import InvariantReport
 from orgsync.errors import OrgsyncError
 from orgsync.ops.orgs import Membership, list_members
 from orgsync.ops.users import User, delete_user, put_user
-from orgsync.schema.organizations import membership_key
+from orgsync.schema.keys import membership_key
 from orgsync.store.scan import check_invariant
 
 if TYPE_CHECKING:

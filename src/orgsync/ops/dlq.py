@@ -1,6 +1,7 @@
 """Dead-letter queue inspection and redrive for operators.
 
-Talks to SQS through an injected client; must not depend on the CLI, consumer or local stack.
+Talks to SQS through an injected client; must not depend on the CLI or the local stack. Reads
+the attributes the consumer's `DeadLetterForwarder` writes, under the names it defines.
 Peeking never consumes; a redrive never deletes a message from the DLQ before its copy was sent.
 """
 
@@ -17,7 +18,13 @@ from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
+from orgsync.consumer.dead_letter import (
+    DETAIL_ATTRIBUTE,
+    REASON_ATTRIBUTE,
+    SOURCE_MESSAGE_ATTRIBUTE,
+)
 from orgsync.errors import OrgsyncError
+from orgsync.schema.keys import USER_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -33,10 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Set by the consumer on the messages it forwards itself; SQS's own redrive sets none.
-REASON_ATTRIBUTE = "OrgsyncReason"
-DETAIL_ATTRIBUTE = "OrgsyncDetail"
-SOURCE_MESSAGE_ID_ATTRIBUTE = "OrgsyncSourceMessageId"
+# The consumer sets OrgsyncReason/Detail/SourceMessageId on the messages it forwards itself;
+# SQS's own redrive sets none: those were received too often.
 MAX_RECEIVES_EXCEEDED = "max_receives_exceeded"
 
 # SQS limits a MessageDeduplicationId to 128 characters.
@@ -98,10 +103,10 @@ def describe_message(message: MessageTypeDef) -> DlqMessage:
         message_id=message.get("MessageId", ""),
         reason=_string_attribute(custom, REASON_ATTRIBUTE) or MAX_RECEIVES_EXCEEDED,
         detail=_string_attribute(custom, DETAIL_ATTRIBUTE),
-        source_message_id=_string_attribute(custom, SOURCE_MESSAGE_ID_ATTRIBUTE),
+        source_message_id=_string_attribute(custom, SOURCE_MESSAGE_ATTRIBUTE),
         group_id=attributes.get("MessageGroupId"),
         deduplication_id=attributes.get("MessageDeduplicationId"),
-        user_id=pk.removeprefix("USER#") if pk is not None else None,
+        user_id=pk.removeprefix(USER_PREFIX) if pk is not None else None,
         event_id=_as_str(record.get("eventID")),
         event_name=_as_str(record.get("eventName")),
         sequence_number=_as_str(dynamodb.get("SequenceNumber")),

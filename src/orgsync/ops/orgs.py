@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orgsync.domain.model import MEMBERSHIP_PREFIX, ORGANIZATION_PREFIX, Membership
+from orgsync.domain.model import Membership
+from orgsync.schema.keys import MEMBERSHIP_PREFIX, organization_partition
 from orgsync.schema.organizations import decode_membership
 
 if TYPE_CHECKING:
@@ -23,9 +24,10 @@ def list_members(dynamodb: DynamoDBClient, table_name: str, org_id: str) -> list
         TableName=table_name,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
         ExpressionAttributeValues={
-            ":pk": {"S": f"{ORGANIZATION_PREFIX}{org_id}"},
+            ":pk": {"S": organization_partition(org_id)},
             ":prefix": {"S": MEMBERSHIP_PREFIX},
         },
         ConsistentRead=True,
     )
-    return [decode_membership(item) for page in pages for item in page.get("Items", [])]
+    members = (decode_membership(item) for page in pages for item in page.get("Items", []))
+    return [member for member in members if member is not None]

@@ -1,7 +1,8 @@
-"""`orgsync reconcile`: the anti-entropy pass and backfill (DESIGN §2), scan, audit, repair.
+"""`orgsync reconcile`: the anti-entropy pass and backfill (docs/design.md §2): scan, audit, repair.
 
 Scans both tables in parallel segments, audits every user with `domain.repair`, and with
-`repair=True` commits the fixes through `DynamoReplicationStore` under the consumer's fence.
+`repair=True` commits the fixes through the consumer's own apply loop (`domain.apply`), so
+repairs are fenced, re-read and re-decided exactly as the consumer's commits are.
 Talks to DynamoDB through an injected client; must not depend on the CLI or the local stack.
 """
 
@@ -16,24 +17,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from orgsync.domain.apply import CommitStatus
+from orgsync.domain.apply import ApplyStatus, ReplicationPort, apply_decisions
 from orgsync.domain.invariant import DriftKind
-from orgsync.domain.model import (
-    MEMBERSHIP_PREFIX,
-    ORGANIZATION_PREFIX,
-    REPLICATION_SORT_KEY,
-    USER_PREFIX,
-    Membership,
-    ReplicationState,
-    UserState,
-)
+from orgsync.domain.model import Membership, ReplicationState
 from orgsync.domain.repair import audit_user
-from orgsync.errors import OrgsyncError
-from orgsync.ops.users import user_key
-from orgsync.schema.organizations import decode_replication
-from orgsync.schema.stream import Rejected, decode_user_image
+from orgsync.domain.rule import Plan
+from orgsync.schema.organizations import (
+    decode_membership,
+    decode_replication,
+    replication_user_id,
+)
+from orgsync.schema.rejection import Rejected
 from orgsync.store.replication import MAX_BATCH_GET_KEYS, DynamoReplicationStore
 from orgsync.store.scan import parallel_scan, users_snapshot
+from orgsync.store.users import UsersTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -45,16 +42,10 @@ DEFAULT_MAX_ATTEMPTS = 5
 REPAIR_BATCH_SIZE = MAX_BATCH_GET_KEYS
 # How many user ids the report names per outcome: enough to act on, bounded for huge tables.
 SAMPLE_SIZE = 20
-# BatchGetItem leaving keys unprocessed this many times in a row means the table is throttled.
-_MAX_UNPROCESSED_ROUNDS = 8
 # A REPLICATION record the store cannot decode: counted and skipped, an operator must look.
 UNREADABLE_RECORD = "unreadable_record"
 # Drift kinds counted in memberships; every other kind is counted in users.
 MEMBERSHIP_DRIFT_KINDS = frozenset(kind.value for kind in DriftKind)
-
-
-class ReconcileError(OrgsyncError):
-    """Reconcile could not read what it needs (e.g. the users table kept throttling)."""
 
 
 class Phase(StrEnum):
@@ -215,8 +206,7 @@ def reconcile(
     tally = _RepairTally()
     if repair and drifted:
         repairer = _Repairer(
-            dynamodb,
-            users_table=users_table,
+            users=UsersTable(dynamodb, users_table),
             store=store or DynamoReplicationStore(dynamodb, organizations_table),
             found=orgs.memberships,
             max_attempts=max_attempts,
@@ -252,20 +242,32 @@ def reconcile(
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class _Converged:
+    """Nothing to repair any more: someone (the consumer) fixed it since the scan."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Skipped:
+    reason: str
+
+
+_CONVERGED = _Converged()
+_Settled = _Converged | _Skipped
+
+
 class _Repairer:
-    """Re-reads, re-plans and commits drifted users in batches, retrying fence conflicts."""
+    """Commits repairs of drifted users in batches through the apply loop (fenced, re-read)."""
 
     def __init__(
         self,
-        dynamodb: DynamoDBClient,
         *,
-        users_table: str,
-        store: DynamoReplicationStore,
+        users: UsersTable,
+        store: ReplicationPort,
         found: Mapping[str, list[Membership]],
         max_attempts: int,
     ) -> None:
-        self._dynamodb = dynamodb
-        self._users_table = users_table
+        self._users = users
         self._store = store
         self._found = found
         self._max_attempts = max_attempts
@@ -288,105 +290,57 @@ class _Repairer:
                 progress(Phase.REPAIR, size, len(user_ids))
         return total
 
-    def _repair_batch(self, user_ids: Sequence[str]) -> tuple[_RepairTally, int]:
-        tally = _RepairTally()
-        pending = list(user_ids)
-        for attempt in range(1, self._max_attempts + 1):
-            if not pending:
-                break
-            # Order matters: the record first, then the user item. The user item read after the
-            # record is at least as new as the change the record reflects, so a repair never
-            # writes an older state under a newer seq (which no later event would correct).
-            records = self._store.read(pending)
-            states = self._read_users(pending)
-            plans = []
-            for user_id in pending:
-                state = states.get(user_id)
-                if isinstance(state, Rejected):
-                    tally.skipped.append(SkippedUser(user_id, f"invalid user item: {state.reason}"))
-                    continue
-                plan = audit_user(
-                    user_id, state, records.get(user_id), self._found.get(user_id, ())
-                ).plan
-                if plan is None:
-                    # Someone (the consumer) fixed it between our scan and this read.
-                    tally.converged += 1
-                else:
-                    plans.append(plan)
-            results = self._store.commit(plans) if plans else {}
-            retry: list[str] = []
-            for plan in plans:
-                result = results.get(plan.user_id)
-                if result is None:
-                    tally.skipped.append(SkippedUser(plan.user_id, "no commit result"))
-                elif result.status is CommitStatus.COMMITTED:
-                    tally.repaired += 1
-                elif result.status is CommitStatus.CONFLICT:
-                    retry.append(plan.user_id)
-                else:
-                    tally.skipped.append(SkippedUser(plan.user_id, result.error or "failed"))
-            if retry and attempt < self._max_attempts:
-                tally.conflicts += len(retry)
-            pending = retry
-        tally.skipped.extend(
-            SkippedUser(user_id, f"REPLICATION record kept changing ({self._max_attempts} tries)")
-            for user_id in pending
-        )
-        return tally, len(user_ids)
+    def _decide(self, records: Mapping[str, ReplicationState | None]) -> dict[str, Plan | _Settled]:
+        # Order matters: the loop read the records; the user items are read after them, so each
+        # is at least as new as the change its record reflects, and a repair never writes an
+        # older state under a newer seq (which no later event would correct).
+        states = self._users.read_states(list(records))
+        decisions: dict[str, Plan | _Settled] = {}
+        for user_id, record in records.items():
+            state = states.get(user_id)
+            if isinstance(state, Rejected):
+                decisions[user_id] = _Skipped(f"invalid user item: {state.reason}")
+                continue
+            plan = audit_user(user_id, state, record, self._found.get(user_id, ())).plan
+            decisions[user_id] = _CONVERGED if plan is None else plan
+        return decisions
 
-    def _read_users(self, user_ids: Sequence[str]) -> dict[str, UserState | Rejected | None]:
-        """Consistent BatchGetItem of the user items (None where the user does not exist)."""
-        states: dict[str, UserState | Rejected | None] = dict.fromkeys(user_ids)
-        request: dict[str, Any] = {
-            self._users_table: {
-                "Keys": [user_key(user_id) for user_id in user_ids],
-                "ConsistentRead": True,
-            }
-        }
-        for _ in range(_MAX_UNPROCESSED_ROUNDS):
-            response = self._dynamodb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self._users_table, []):
-                user_id = item["pk"]["S"][len(USER_PREFIX) :]
-                states[user_id] = decode_user_image(item)
-            request = dict(response.get("UnprocessedKeys") or {})
-            if not request:
-                return states
-            time.sleep(0.05)
-        raise ReconcileError(f"BatchGetItem on {self._users_table} kept leaving keys unprocessed")
+    def _repair_batch(self, user_ids: Sequence[str]) -> tuple[_RepairTally, int]:
+        results = apply_decisions(
+            user_ids, self._store, self._decide, max_attempts=self._max_attempts
+        )
+        tally = _RepairTally()
+        for user_id, result in results.items():
+            tally.conflicts += result.attempts - 1
+            if result.status is ApplyStatus.APPLIED:
+                tally.repaired += 1
+            elif isinstance(result.settled, _Skipped):
+                tally.skipped.append(SkippedUser(user_id, result.settled.reason))
+            elif result.status is ApplyStatus.SETTLED:
+                tally.converged += 1
+            else:
+                tally.skipped.append(SkippedUser(user_id, result.error or "failed"))
+        return tally, len(user_ids)
 
 
 def _org_table(items: list[dict[str, Any]]) -> _OrgTable:
-    """Group membership items by user. Ids come from the keys, which are what queries see."""
+    """Group membership items by user (ids from the keys, which are what queries see)."""
     table = _OrgTable()
     for item in items:
-        pk, sk = item["pk"].get("S", ""), item["sk"].get("S", "")
-        if sk.startswith(MEMBERSHIP_PREFIX) and pk.startswith(ORGANIZATION_PREFIX):
-            user_id = sk[len(MEMBERSHIP_PREFIX) :]
-            table.memberships[user_id].append(
-                Membership(
-                    org_id=pk[len(ORGANIZATION_PREFIX) :],
-                    user_id=user_id,
-                    email=item["email"].get("S") if "email" in item else None,
-                    status=item["status"].get("S") if "status" in item else None,
-                    source_seq=_int_or_zero(item.get("source_seq")),
-                )
-            )
+        member = decode_membership(item)
+        if member is not None:
+            table.memberships[member.user_id].append(member)
             table.membership_count += 1
-        elif sk == REPLICATION_SORT_KEY and pk.startswith(USER_PREFIX):
-            user_id = pk[len(USER_PREFIX) :]
-            try:
-                table.records[user_id] = decode_replication(item)
-            except (KeyError, ValueError, TypeError) as exc:
-                # The store cannot read it either: report it, and leave it to an operator.
-                table.unreadable[user_id] = f"unreadable REPLICATION record ({type(exc).__name__})"
+            continue
+        user_id = replication_user_id(item)
+        if user_id is None:
+            continue
+        try:
+            table.records[user_id] = decode_replication(item)
+        except (KeyError, ValueError, TypeError) as exc:
+            # The store cannot read it either: report it, and leave it to an operator.
+            table.unreadable[user_id] = f"unreadable REPLICATION record ({type(exc).__name__})"
     return table
-
-
-def _int_or_zero(value: Mapping[str, Any] | None) -> int:
-    try:
-        return int(value["N"]) if value else 0
-    except (KeyError, ValueError, TypeError):
-        return 0
 
 
 def _no_progress(phase: Phase, done: int, total: int | None) -> None:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from orgsync.schema.organizations import decode_replication, replication_key
+from orgsync.schema.keys import replication_key
+from orgsync.schema.organizations import decode_replication
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,7 +38,7 @@ class TableSummary:
 
 @dataclass(frozen=True)
 class ShardPosition:
-    """A local pipe's checkpoint of one shard, as orgsync.local.pipes.checkpoint writes it."""
+    """A local pipe's checkpoint of one shard, as the local pipe emulation writes it."""
 
     pipe: str
     shard_id: str
@@ -150,7 +151,7 @@ def read_status(
 
 
 def _shard_position(item: dict[str, AttributeValueTypeDef]) -> ShardPosition:
-    # The pipe's partition key is "<pipe name>|<stream ARN>" (see orgsync.local.pipes.checkpoint).
+    # The pipe's partition key is "<pipe name>|<stream ARN>" (orgsync.local.pipes.checkpoint).
     return ShardPosition(
         pipe=item.get("pipe", {}).get("S", "?").partition("|")[0],
         shard_id=item.get("shard_id", {}).get("S", "?"),

@@ -1,7 +1,7 @@
-"""DynamoDB item shapes of the organizations table (DESIGN §1), in the low-level typed format.
+"""The organizations table's item format (docs/design.md §1): memberships and REPLICATION records.
 
-Built by hand rather than with boto3's TypeSerializer: the shapes are fixed and few, and this
-runs once per membership written. Imports no boto3.
+Pure: standard library only. Built by hand rather than with boto3's TypeSerializer: the shapes
+are fixed and few, and this runs once per membership written. Ids are read from keys.
 """
 
 from __future__ import annotations
@@ -9,22 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orgsync.domain.model import (
-    MEMBERSHIP_PREFIX,
-    ORGANIZATION_PREFIX,
-    REPLICATION_SORT_KEY,
-    USER_PREFIX,
-    Membership,
-    ReplicationState,
+from orgsync.domain.model import Membership, ReplicationState
+from orgsync.schema.keys import (
+    TypedItem,
+    key_strings,
+    membership_key,
+    membership_of_key,
+    replication_key,
+    user_id_of_replication_key,
 )
 
-TypedItem = dict[str, Any]
-
 TTL_ATTRIBUTE = "expires_at"
-
-
-def membership_key(org_id: str, user_id: str) -> TypedItem:
-    return {"pk": {"S": ORGANIZATION_PREFIX + org_id}, "sk": {"S": MEMBERSHIP_PREFIX + user_id}}
+# Set on a REPLICATION record only while a chunked commit holds its claim.
+PENDING_ATTRIBUTE = "pending_seq"
+FENCE_ATTRIBUTE = "revision"
 
 
 def membership_item(member: Membership) -> TypedItem:
@@ -39,18 +37,23 @@ def membership_item(member: Membership) -> TypedItem:
     return item
 
 
-def decode_membership(item: Mapping[str, Any]) -> Membership:
+def decode_membership(item: Mapping[str, Any]) -> Membership | None:
+    """The membership an item is, ids from its key; None for any other item of the table.
+
+    Lenient about attributes (a membership edited by hand is still judged, not skipped): an
+    email or status that is not a string reads as absent, a bad `source_seq` as 0.
+    """
+    ids = membership_of_key(*key_strings(dict(item)))
+    if ids is None:
+        return None
+    org_id, user_id = ids
     return Membership(
-        org_id=item["org_id"]["S"],
-        user_id=item["user_id"]["S"],
-        email=item["email"]["S"] if "email" in item else None,
-        status=item["status"]["S"] if "status" in item else None,
-        source_seq=int(item["source_seq"]["N"]) if "source_seq" in item else 0,
+        org_id=org_id,
+        user_id=user_id,
+        email=_string(item.get("email")),
+        status=_string(item.get("status")),
+        source_seq=_int_or_zero(item.get("source_seq")),
     )
-
-
-def replication_key(user_id: str) -> TypedItem:
-    return {"pk": {"S": USER_PREFIX + user_id}, "sk": {"S": REPLICATION_SORT_KEY}}
 
 
 def replication_item(
@@ -59,33 +62,35 @@ def replication_item(
     item = replication_key(user_id)
     item["user_id"] = {"S": user_id}
     item["seq"] = {"N": str(state.seq)}
-    item["revision"] = {"N": str(state.revision)}
+    item[FENCE_ATTRIBUTE] = {"N": str(state.revision)}
     item["orgs"] = _string_list(state.orgs)
     item["deleted"] = {"BOOL": state.deleted}
     if state.fingerprint is not None:
         item["fingerprint"] = {"S": state.fingerprint}
     if state.pending_seq is not None:
-        item["pending_seq"] = {"N": str(state.pending_seq)}
+        item[PENDING_ATTRIBUTE] = {"N": str(state.pending_seq)}
         item["dirty"] = _string_list(state.dirty)
     if expires_at is not None:
         item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
     return item
 
 
+def replication_user_id(item: Mapping[str, Any]) -> str | None:
+    """The user a REPLICATION record belongs to; None for any other item of the table."""
+    return user_id_of_replication_key(*key_strings(dict(item)))
+
+
 def decode_replication(item: Mapping[str, Any]) -> ReplicationState:
+    """Raises KeyError, ValueError or TypeError for a record orgsync did not write."""
     return ReplicationState(
         seq=int(item["seq"]["N"]),
-        revision=int(item["revision"]["N"]) if "revision" in item else 0,
+        revision=int(item[FENCE_ATTRIBUTE]["N"]) if FENCE_ATTRIBUTE in item else 0,
         orgs=_decode_string_list(item.get("orgs")),
         fingerprint=item["fingerprint"]["S"] if "fingerprint" in item else None,
         deleted=bool(item.get("deleted", {}).get("BOOL", False)),
-        pending_seq=int(item["pending_seq"]["N"]) if "pending_seq" in item else None,
+        pending_seq=int(item[PENDING_ATTRIBUTE]["N"]) if PENDING_ATTRIBUTE in item else None,
         dirty=_decode_string_list(item.get("dirty")),
     )
-
-
-def user_id_of_replication_key(item: Mapping[str, Any]) -> str:
-    return str(item["pk"]["S"])[len(USER_PREFIX) :]
 
 
 def _string_list(values: Iterable[str]) -> TypedItem:
@@ -99,3 +104,18 @@ def _decode_string_list(value: Mapping[str, Any] | None) -> frozenset[str]:
     if "SS" in value:
         return frozenset(value["SS"])
     return frozenset(element["S"] for element in value.get("L", []))
+
+
+def _string(value: Any) -> str | None:
+    if isinstance(value, dict):
+        text = value.get("S")
+        if isinstance(text, str):
+            return text
+    return None
+
+
+def _int_or_zero(value: Any) -> int:
+    try:
+        return int(value["N"]) if value else 0
+    except (KeyError, ValueError, TypeError):
+        return 0

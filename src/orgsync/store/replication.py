@@ -1,33 +1,31 @@
 """DynamoDB implementation of the replication port: consistent reads and fenced commits.
 
 Small plans of several users are packed into one TransactWriteItems (≤ 100 actions); a plan
-larger than one transaction is committed in chunks under the claim protocol of DESIGN §2 rule 6.
-Only this adapter knows DynamoDB's request shapes and cancellation codes.
+larger than one transaction is committed in chunks under the claim protocol of docs/design.md
+§2 rule 6. What the REPLICATION record becomes is the plan's to say (`Plan.committed_state`,
+`Plan.claim_state`); this adapter only knows DynamoDB's request shapes and cancellation codes.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from orgsync.domain.apply import COMMITTED, CONFLICT, CommitResult, CommitStatus
 from orgsync.domain.model import ReplicationState
 from orgsync.domain.rule import MAX_TRANSACTION_ACTIONS, Plan
+from orgsync.schema.keys import membership_key, replication_key
 from orgsync.schema.organizations import (
+    FENCE_ATTRIBUTE,
     decode_replication,
     membership_item,
-    membership_key,
     replication_item,
-    replication_key,
-    user_id_of_replication_key,
+    replication_user_id,
 )
-from orgsync.store.errors import StoreError, StoreUnavailableError, TransactionCancelledError
+from orgsync.store.errors import StoreError, TransactionCancelledError
+from orgsync.store.retry import Caller, RetryPolicy, next_delay
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,32 +45,7 @@ _TRANSIENT_CODES = frozenset(
         "RequestLimitExceeded",
     }
 )
-_TRANSIENT_ERRORS = frozenset(
-    {
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionInProgressException",
-    }
-)
-_FENCE_NAMES = {"#rev": "revision"}
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Capped exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff
-    And Jitter"): contention on one user's items clears fastest when retries spread out."""
-
-    attempts: int = 6
-    base_seconds: float = 0.025
-    cap_seconds: float = 1.0
-
-    def delays(self) -> Iterator[float]:
-        for attempt in range(self.attempts - 1):
-            yield random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
-
+_FENCE_NAMES = {"#rev": FENCE_ATTRIBUTE}
 
 ChunkHook = Callable[[str, int], None]
 
@@ -92,7 +65,8 @@ class DynamoReplicationStore:
     ) -> None:
         self._client = client
         self._table = table_name
-        self._retry = retry or RetryPolicy()
+        self._caller = Caller(retry or RetryPolicy(), sleep)
+        self._retry = self._caller.policy
         self._clock = clock
         self._sleep = sleep
         # Called after each committed chunk of a chunked plan; fault injection uses it to
@@ -107,21 +81,11 @@ class DynamoReplicationStore:
         ids = list(user_ids)
         for start in range(0, len(ids), MAX_BATCH_GET_KEYS):
             keys = [replication_key(user_id) for user_id in ids[start : start + MAX_BATCH_GET_KEYS]]
-            for item in self._batch_get(keys):
-                states[user_id_of_replication_key(item)] = decode_replication(item)
+            for item in self._caller.batch_get(self._client, self._table, keys):
+                user_id = replication_user_id(item)
+                if user_id is not None:
+                    states[user_id] = decode_replication(item)
         return states
-
-    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        delays = self._retry.delays()
-        while request:
-            response = self._call(self._client.batch_get_item, RequestItems=request)
-            found.extend(response.get("Responses", {}).get(self._table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if request:
-                self._sleep(self._next_delay(delays, "BatchGetItem kept leaving keys unprocessed"))
-        return found
 
     # -- commits -------------------------------------------------------------------------------
 
@@ -140,7 +104,7 @@ class DynamoReplicationStore:
         owners: list[str] = []
         for plan in group:
             plan_actions = self._write_actions(plan)
-            plan_actions.append(self._replication_put(plan, self._final_state(plan)))
+            plan_actions.append(self._replication_put(plan, plan.committed_state()))
             actions.extend(plan_actions)
             owners.extend([plan.user_id] * len(plan_actions))
         try:
@@ -175,21 +139,10 @@ class DynamoReplicationStore:
     def _commit_chunked(self, plan: Plan) -> CommitResult:
         """Claim, write in chunks, then finalise; any fence failure hands control back (CONFLICT).
 
-        The claim records `pending_seq` and adds the desired orgs to `dirty`, so that at every
-        instant each membership item of the user lies within `orgs | dirty` of the record:
-        whoever continues after a crash, or overtakes with a newer change, deletes correctly.
+        Between the claim and the final put the record is `plan.claim_state()`, which bounds
+        every membership item the user may have (see there).
         """
-        expected = plan.expected
-        base = expected or ReplicationState(seq=0, revision=0, orgs=frozenset())
-        claimed = ReplicationState(
-            seq=base.seq,
-            revision=base.revision + 1,
-            orgs=base.orgs,
-            fingerprint=base.fingerprint,
-            deleted=base.deleted,
-            pending_seq=plan.seq,
-            dirty=base.dirty | plan.desired_orgs,
-        )
+        claimed = plan.claim_state()
         try:
             self._transact([self._replication_put(plan, claimed)])
             writes = self._write_actions(plan)
@@ -199,7 +152,7 @@ class DynamoReplicationStore:
                 self._transact([*writes[start : start + chunk_size], guard])
                 if self._after_chunk is not None:
                     self._after_chunk(plan.user_id, index)
-            final = self._final_state(plan, revision=claimed.revision + 1)
+            final = plan.committed_state(fence_revision=claimed.revision)
             self._transact([self._replication_put(plan, final, fence_revision=claimed.revision)])
         except TransactionCancelledError as exc:
             if "ConditionalCheckFailed" in exc.codes:
@@ -210,16 +163,6 @@ class DynamoReplicationStore:
         return COMMITTED
 
     # -- request shapes ------------------------------------------------------------------------
-
-    def _final_state(self, plan: Plan, *, revision: int | None = None) -> ReplicationState:
-        previous = plan.expected.revision if plan.expected else 0
-        return ReplicationState(
-            seq=plan.seq,
-            revision=revision if revision is not None else previous + 1,
-            orgs=plan.desired_orgs,
-            fingerprint=plan.fingerprint,
-            deleted=plan.state is None,
-        )
 
     def _write_actions(self, plan: Plan) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = [
@@ -273,38 +216,12 @@ class DynamoReplicationStore:
         delays = self._retry.delays()
         while True:
             try:
-                self._call(self._client.transact_write_items, TransactItems=actions)
+                self._caller.call(self._client.transact_write_items, TransactItems=actions)
                 return
             except TransactionCancelledError as exc:
                 if "ConditionalCheckFailed" in exc.codes or not _TRANSIENT_CODES & set(exc.codes):
                     raise
-                self._sleep(self._next_delay(delays, f"transaction kept being cancelled: {exc}"))
-
-    def _call(self, operation: Callable[..., Any], **kwargs: Any) -> Any:
-        """Invoke one DynamoDB operation, translating AWS errors into ours (with retries for
-        the throttling botocore's own retries gave up on)."""
-        delays = self._retry.delays()
-        while True:
-            try:
-                return operation(**kwargs)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code == "TransactionCanceledException":
-                    reasons = exc.response.get("CancellationReasons") or []
-                    codes = [str(reason.get("Code", "None")) for reason in reasons]
-                    raise TransactionCancelledError(_cancel_summary(codes), codes) from exc
-                if code not in _TRANSIENT_ERRORS:
-                    raise StoreError(f"{exc.operation_name} failed: {code}") from exc
-                delay = self._next_delay(delays, f"{code} persisted")
-            except BotoCoreError as exc:
-                delay = self._next_delay(delays, f"{type(exc).__name__}: {exc}")
-            self._sleep(delay)
-
-    def _next_delay(self, delays: Iterator[float], reason: str) -> float:
-        try:
-            return next(delays)
-        except StopIteration:
-            raise StoreUnavailableError(reason) from None
+                self._sleep(next_delay(delays, f"transaction kept being cancelled: {exc}"))
 
 
 def _pack(plans: list[Plan]) -> Iterator[list[Plan]]:
@@ -319,8 +236,3 @@ def _pack(plans: list[Plan]) -> Iterator[list[Plan]]:
         size += plan.action_count
     if group:
         yield group
-
-
-def _cancel_summary(codes: list[str]) -> str:
-    meaningful = sorted({code for code in codes if code not in ("None", "")})
-    return "transaction cancelled: " + (", ".join(meaningful) or "no reason given")

@@ -6,23 +6,21 @@ runs in its own thread because boto3 clients are thread-safe and the work is I/O
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orgsync.domain.invariant import InvariantReport, compare
-from orgsync.domain.model import (
-    MEMBERSHIP_PREFIX,
-    REPLICATION_SORT_KEY,
-    USER_PREFIX,
-    USER_SORT_KEY,
-    Membership,
-    ReplicationState,
-    UserState,
+from orgsync.domain.model import Membership, ReplicationState, UserState
+from orgsync.schema.keys import key_strings, user_id_of_user_key
+from orgsync.schema.organizations import (
+    decode_membership,
+    decode_replication,
+    replication_user_id,
 )
-from orgsync.schema.organizations import decode_membership, decode_replication
-from orgsync.schema.stream import Rejected, decode_user_image
+from orgsync.schema.rejection import Rejected
+from orgsync.schema.users import user_state_of_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,14 +71,13 @@ class OrganizationsSnapshot:
     replication: dict[str, ReplicationState] = field(default_factory=dict)
 
 
-def users_snapshot(items: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> UsersSnapshot:
+def users_snapshot(items: Iterable[dict[str, Any]]) -> UsersSnapshot:
     snapshot = UsersSnapshot()
     for item in items:
-        pk, sk = item["pk"].get("S", ""), item["sk"].get("S", "")
-        if not pk.startswith(USER_PREFIX) or sk != USER_SORT_KEY or pk == USER_PREFIX:
+        user_id = user_id_of_user_key(*key_strings(item))
+        if user_id is None:
             continue
-        user_id = pk[len(USER_PREFIX) :]
-        state = decode_user_image(item)
+        state = user_state_of_item(item)
         if isinstance(state, Rejected):
             snapshot.invalid[user_id] = state.reason
         else:
@@ -88,17 +85,16 @@ def users_snapshot(items: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Us
     return snapshot
 
 
-def organizations_snapshot(
-    items: Iterator[dict[str, Any]] | list[dict[str, Any]],
-) -> OrganizationsSnapshot:
+def organizations_snapshot(items: Iterable[dict[str, Any]]) -> OrganizationsSnapshot:
     snapshot = OrganizationsSnapshot()
     for item in items:
-        sk = item["sk"].get("S", "")
-        if sk.startswith(MEMBERSHIP_PREFIX):
-            snapshot.memberships.append(decode_membership(item))
-        elif sk == REPLICATION_SORT_KEY:
-            pk = item["pk"]["S"]
-            snapshot.replication[pk[len(USER_PREFIX) :]] = decode_replication(item)
+        member = decode_membership(item)
+        if member is not None:
+            snapshot.memberships.append(member)
+            continue
+        user_id = replication_user_id(item)
+        if user_id is not None:
+            snapshot.replication[user_id] = decode_replication(item)
     return snapshot
 
 

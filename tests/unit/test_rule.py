@@ -5,8 +5,9 @@ from __future__ import annotations
 from fakes import FakeReplicationStore
 
 from orgsync.domain.apply import ApplyStatus, apply_changes
+from orgsync.domain.coalesce import coalesce
 from orgsync.domain.model import ChangeKind, ReplicationState, UserChange, UserState
-from orgsync.domain.rule import Plan, Stale, coalesce, decide, fingerprint
+from orgsync.domain.rule import Plan, Stale, decide, fingerprint
 
 
 def change(
@@ -165,5 +166,6 @@ def test_replaying_any_older_change_or_any_change_twice_changes_nothing():
     final = dict(store.memberships)
     for item in [*history, *reversed(history), history[-1]]:
         results = apply_changes({"u": item}, store)
-        assert results["u"].status is ApplyStatus.STALE
+        assert results["u"].status is ApplyStatus.SETTLED
+        assert isinstance(results["u"].settled, Stale)
     assert store.memberships == final

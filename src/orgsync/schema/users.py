@@ -1,0 +1,134 @@
+"""The users table's item format (docs/design.md §1): one codec for every reader and writer.
+
+Pure: standard library only. Two readings of one format: `decode_user_state` is replication's
+(strict: an item it cannot project is rejected with a reason), `decode_user` the operator's view
+(lenient: it shows whatever is there). The hot path reads typed values directly instead of
+deserializing whole images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orgsync.domain.model import UserState
+from orgsync.schema.keys import TypedItem, key_strings, keys_too_long, user_id_of_user_key, user_key
+from orgsync.schema.rejection import Rejected, RejectedItemError, RejectReason
+
+_NULL = {"NULL": True}
+
+
+@dataclass(frozen=True)
+class User:
+    """A user item as an operator writes and reads it."""
+
+    user_id: str
+    email: str
+    status: str
+    organizations: tuple[str, ...]
+
+
+def encode_user(user: User) -> TypedItem:
+    """The whole item; `organizations` goes out as an L of S, the form the seed wrote."""
+    return {
+        **user_key(user.user_id),
+        "email": {"S": user.email},
+        "status": {"S": user.status},
+        "organizations": {"L": [{"S": org} for org in user.organizations]},
+    }
+
+
+def decode_user(user_id: str, item: Mapping[str, Any]) -> User:
+    """The operator's view of an item: missing or malformed attributes show as empty."""
+    return User(
+        user_id=user_id,
+        email=_string(item.get("email")) or "",
+        status=_string(item.get("status")) or "",
+        organizations=_shown_organizations(item.get("organizations")),
+    )
+
+
+def decode_user_state(image: Mapping[str, Any]) -> UserState:
+    """Replication's reading of a user image; raises RejectedItemError (inside orgsync.schema)."""
+    return UserState(
+        email=_optional_string(image, "email"),
+        status=_optional_string(image, "status"),
+        organizations=_organizations(image.get("organizations")),
+    )
+
+
+def check_keys(user_id: str, state: UserState) -> None:
+    """Raise RejectedItemError when the memberships of `state` could not be keyed."""
+    problem = keys_too_long(user_id, state.organizations)
+    if problem is not None:
+        raise RejectedItemError(RejectReason.KEY_TOO_LONG, problem)
+
+
+def user_state_of_item(item: Mapping[str, Any]) -> UserState | Rejected:
+    """The replicated state of an item read from the users table (reconcile, the invariant)."""
+    pk, sk = key_strings(dict(item))
+    user_id = user_id_of_user_key(pk, sk) or ""
+    try:
+        state = decode_user_state(item)
+        check_keys(user_id, state)
+    except RejectedItemError as exc:
+        return Rejected(exc.reason, exc.detail)
+    return state
+
+
+def _optional_string(image: Mapping[str, Any], name: str) -> str | None:
+    value = image.get(name)
+    if value is None or value == _NULL:
+        return None
+    text = _string(value)
+    if text is None:
+        raise RejectedItemError(RejectReason.INVALID_ATTRIBUTE, f"'{name}' is not a string")
+    return text
+
+
+def _organizations(value: Any) -> frozenset[str]:
+    """Org ids from an L of S or an SS; missing or NULL means no organizations."""
+    if value is None or value == _NULL:
+        return frozenset()
+    if not isinstance(value, dict) or len(value) != 1:
+        raise RejectedItemError(RejectReason.INVALID_ORGANIZATIONS, "'organizations' is not typed")
+    if "SS" in value:
+        items = value["SS"]
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise RejectedItemError(
+                RejectReason.INVALID_ORGANIZATIONS, "'organizations' SS is malformed"
+            )
+        return frozenset(items)
+    if "L" in value and isinstance(value["L"], list):
+        org_ids = [_string(element) for element in value["L"]]
+        if not all(org_ids):
+            raise RejectedItemError(
+                RejectReason.INVALID_ORGANIZATIONS,
+                "'organizations' holds non-strings or empty strings",
+            )
+        return frozenset(org_id for org_id in org_ids if org_id)
+    kind = next(iter(value))
+    raise RejectedItemError(
+        RejectReason.INVALID_ORGANIZATIONS, f"'organizations' is of type {kind:.8}"
+    )
+
+
+def _shown_organizations(value: Any) -> tuple[str, ...]:
+    # L of S or SS (docs/design.md §1): show both the same way, skipping what is not a string.
+    if not isinstance(value, dict):
+        return ()
+    if isinstance(value.get("SS"), list):
+        return tuple(sorted(str(org) for org in value["SS"]))
+    elements = value.get("L")
+    if not isinstance(elements, list):
+        return ()
+    return tuple(text for element in elements if (text := _string(element)) is not None)
+
+
+def _string(value: Any) -> str | None:
+    if isinstance(value, dict):
+        text = value.get("S")
+        if isinstance(text, str):
+            return text
+    return None

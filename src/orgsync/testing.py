@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from orgsync.local.chaos.faults import Chaos
-    from orgsync.local.stack import LocalStack
+    from orgsync.local.chaos import Chaos
+    from orgsync.local.stack import EmbeddedStack
 
 __all__ = ["orgsync_chaos", "orgsync_drain", "orgsync_stack", "pytest_addoption"]
 
@@ -60,15 +60,15 @@ def _template_path(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
     """The template's stack on a free port (moto by default), pipe and poller running.
 
     Its moto backends are this process's: tests that start their own moto servers in the same
     session share that state, so they should use other resource names (or a NamePrefix).
     """
-    from orgsync.local.chaos.faults import ChaosSpec  # noqa: PLC0415
+    from orgsync.local.chaos import ChaosSpec  # noqa: PLC0415
     from orgsync.local.errors import DynamoDBLocalNotFoundError  # noqa: PLC0415
-    from orgsync.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+    from orgsync.local.stack import EmbeddedStack, StackOptions  # noqa: PLC0415
 
     store = request.config.getoption("--orgsync-store") or os.environ.get(_STORE_ENV) or "moto"
     chaos = request.config.getoption("--orgsync-chaos") or os.environ.get(_CHAOS_ENV)
@@ -83,7 +83,7 @@ def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
         chaos=ChaosSpec.parse(chaos) if chaos else None,
         visibility_timeout_seconds=_CHAOS_VISIBILITY_TIMEOUT if chaos else None,
     )
-    stack = LocalStack(options)
+    stack = EmbeddedStack(options)
     try:
         stack.start()
     except DynamoDBLocalNotFoundError as exc:
@@ -95,13 +95,13 @@ def orgsync_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def orgsync_drain(orgsync_stack: LocalStack) -> Callable[..., None]:
+def orgsync_drain(orgsync_stack: EmbeddedStack) -> Callable[..., None]:
     """`orgsync_drain(timeout=30.0)`: return once the stream is read and the queue is quiet."""
     return orgsync_stack.drain
 
 
 @pytest.fixture
-def orgsync_chaos(orgsync_stack: LocalStack) -> Chaos:
+def orgsync_chaos(orgsync_stack: EmbeddedStack) -> Chaos:
     """The session stack's fault injectors (`--orgsync-chaos`): `reconfigure(spec)`, `counts()`.
 
     Skips the test when the session runs without chaos.

@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 import pytest
 
-from orgsync.local.servers.moto import find_free_port
-from orgsync.local.stack import LocalStack, StackOptions
+from orgsync.local.servers import find_free_port
+from orgsync.local.stack import EmbeddedStack, StackOptions
 from orgsync.ops.dlq import RedriveMethod, redrive
 from orgsync.store.scan import check_invariant
 
@@ -222,7 +222,7 @@ def test_sigkilled_pipelines_lose_no_change_and_the_invariant_holds(
         pipe_poll_interval=0.05,
         visibility_timeout_seconds=int(VISIBILITY_TIMEOUT),
     )
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         stack.drain(timeout=60)
         # A message killed in flight five times is dead-lettered: the operator redrives it.
         queues = stack.resources.queue_urls

@@ -17,8 +17,8 @@ import pytest
 from dynamodb_local import require_dynamodb_local
 
 from orgsync.local.errors import DrainTimeoutError
-from orgsync.local.servers.moto import locate_dynamodb_local
-from orgsync.local.stack import LocalStack, StackOptions
+from orgsync.local.servers import locate_dynamodb_local
+from orgsync.local.stack import EmbeddedStack, StackOptions
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def members(dynamodb: Any, table: str, org_id: str) -> dict[str, str]:
 
 
 def test_a_user_written_with_boto3_becomes_memberships_once_drained(
-    orgsync_stack: LocalStack, orgsync_drain: Callable[..., None]
+    orgsync_stack: EmbeddedStack, orgsync_drain: Callable[..., None]
 ) -> None:
     dynamodb = orgsync_stack.client("dynamodb")
     user_id = f"auth0|{uuid.uuid4().hex[:24]}"
@@ -104,7 +104,7 @@ def test_drain_names_what_is_still_pending_when_the_handler_keeps_failing() -> N
         handler=failing,
         pipe_poll_interval=0.05,
     )
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         users = stack.model.table("UsersTable").name
         put_user(stack.client("dynamodb"), users, "auth0|down", ["org-1"])
 
@@ -117,7 +117,7 @@ def test_drain_names_what_is_still_pending_when_the_handler_keeps_failing() -> N
 
 
 def test_a_stack_on_an_external_endpoint_uses_it_instead_of_starting_a_store(
-    orgsync_stack: LocalStack,
+    orgsync_stack: EmbeddedStack,
 ) -> None:
     seen: list[str] = []
     prefix = f"x{uuid.uuid4().hex[:6]}-"
@@ -128,7 +128,7 @@ def test_a_stack_on_an_external_endpoint_uses_it_instead_of_starting_a_store(
         handler=lambda event, context: seen.extend(r["body"] for r in event["Records"]),
         pipe_poll_interval=0.05,
     )
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         assert stack.endpoint_url == orgsync_stack.endpoint_url
         assert stack.status().store == "external"
         put_user(stack.client("dynamodb"), f"{prefix}poc-users", "auth0|ext", ["org-1"])
@@ -169,7 +169,7 @@ def test_dynamodb_local_replicates_and_keeps_tables_and_pipe_position_in_the_sta
     )
     users, orgs = f"{prefix}poc-users", f"{prefix}poc-organizations"
 
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         dynamodb = stack.client("dynamodb")
         assert "ddblocal" in stack.resources.stream_arns["UsersTable"]
         put_user(dynamodb, users, "auth0|local", ["org-a", "org-b"])
@@ -187,7 +187,7 @@ def test_dynamodb_local_replicates_and_keeps_tables_and_pipe_position_in_the_sta
         assert other.describe_table(TableName=users)["Table"]["TableName"] == users
 
     assert sent_before == 1
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         dynamodb = stack.client("dynamodb")
         stack.drain(timeout=30)
         # The pipe resumed from its checkpoint: the old record was not sent again.

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from orgsync.cli import app
 from orgsync.local.pipes.record import to_pipe_record
 from orgsync.local.pipes.target import encode_body
-from orgsync.local.stack import LocalStack, StackOptions
+from orgsync.local.stack import EmbeddedStack, StackOptions
 from orgsync.ops import dlq
 from orgsync.store.scan import check_invariant
 
@@ -30,7 +30,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 @pytest.fixture(scope="module", params=["moto", "dynamodb-local"])
-def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
     dynamodb_local_dir = require_dynamodb_local() if request.param == "dynamodb-local" else None
     options = StackOptions(
         template_path=TEMPLATE,
@@ -40,11 +40,11 @@ def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
         parameters={"NamePrefix": f"z{uuid.uuid4().hex[:6]}-", "LogLevel": "ERROR"},
         pipe_poll_interval=0.05,
     )
-    with LocalStack(options) as running:
+    with EmbeddedStack(options) as running:
         yield running
 
 
-def _names(stack: LocalStack) -> tuple[str, str, str, str]:
+def _names(stack: EmbeddedStack) -> tuple[str, str, str, str]:
     urls = stack.resources.queue_urls
     return (
         stack.model.table("UsersTable").name,
@@ -89,7 +89,7 @@ def _empty(sqs: Any, queue_url: str) -> None:
 
 
 def test_a_bad_user_item_reaches_the_dlq_at_once_with_its_reason_and_blocks_nobody(
-    stack: LocalStack,
+    stack: EmbeddedStack,
 ) -> None:
     users, orgs, main_url, dlq_url = _names(stack)
     dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
@@ -119,7 +119,7 @@ def test_a_bad_user_item_reaches_the_dlq_at_once_with_its_reason_and_blocks_nobo
     assert check_invariant(dynamodb, users, orgs).holds
 
 
-def test_redriving_a_stale_message_changes_nothing(stack: LocalStack) -> None:
+def test_redriving_a_stale_message_changes_nothing(stack: EmbeddedStack) -> None:
     users, orgs, _, dlq_url = _names(stack)
     dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
     _empty(sqs, dlq_url)
@@ -160,7 +160,7 @@ def test_redriving_a_stale_message_changes_nothing(stack: LocalStack) -> None:
     assert dlq.peek_messages(sqs, dlq_url) == []
 
 
-def _first_stream_record(stack: LocalStack, pk: str) -> Any:
+def _first_stream_record(stack: EmbeddedStack, pk: str) -> Any:
     streams = stack.client("dynamodbstreams")
     stream_arn = stack.resources.stream_arns["UsersTable"]
     shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]

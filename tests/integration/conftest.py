@@ -15,8 +15,9 @@ from stream_records import sqs_event, stream_record, user_image
 
 from orgsync.consumer.batch import BatchConsumer, BatchReport
 from orgsync.consumer.dead_letter import DeadLetterForwarder
-from orgsync.local.servers.moto import MotoStore
-from orgsync.local.template.model import StackModel, load_stack_model
+from orgsync.local.servers import MotoStore
+from orgsync.local.template.model import StackModel
+from orgsync.local.template.reader import load_stack_model
 from orgsync.local.template.resources import create_resources
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import check_invariant, parallel_scan

@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from orgsync.local.errors import TemplateError
-from orgsync.local.servers.moto import MotoStore
-from orgsync.local.template.model import load_stack_model
+from orgsync.local.servers import MotoStore
+from orgsync.local.template.reader import load_stack_model
 from orgsync.local.template.resources import create_resources
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"

@@ -17,7 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import client
 
-from orgsync.local.pipes import PipeRunner, PipeSettings
+from orgsync.local.pipes.runner import PipeRunner
+from orgsync.local.pipes.settings import PipeSettings
 
 USER_FILTER = json.dumps(
     {"dynamodb": {"Keys": {"sk": {"S": ["METADATA"]}, "pk": {"S": [{"prefix": "USER#"}]}}}}

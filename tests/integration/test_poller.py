@@ -16,12 +16,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from orgsync.local.lambda_.sqs_poller import (
-    EventSourceConfig,
-    SqsEventSourcePoller,
-    decide_batch_outcome,
-)
-from orgsync.local.servers.moto import MotoStore
+from orgsync.local.lambda_.response import decide_batch_outcome
+from orgsync.local.lambda_.sqs_poller import EventSourceConfig, SqsEventSourcePoller
+from orgsync.local.servers import MotoStore
 
 REGION = "us-east-1"
 

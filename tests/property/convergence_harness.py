@@ -14,8 +14,8 @@ from pathlib import Path
 
 from dynamodb_local import dynamodb_local_dir
 
-from orgsync.local.chaos.faults import ChaosSpec
-from orgsync.local.stack import LocalStack, StackOptions
+from orgsync.local.chaos import ChaosSpec
+from orgsync.local.stack import EmbeddedStack, StackOptions
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ROTATE_EVERY = 100
@@ -49,10 +49,10 @@ class StackHolder:
         self.store = store
         self.rotate_every = rotate_every
         self.figures = Figures()
-        self._stack: LocalStack | None = None
+        self._stack: EmbeddedStack | None = None
         self._histories_on_stack = 0
 
-    def begin_history(self) -> LocalStack:
+    def begin_history(self) -> EmbeddedStack:
         if self._stack is not None and self._histories_on_stack >= self.rotate_every:
             self._stack.stop()
             self._stack = None
@@ -62,7 +62,7 @@ class StackHolder:
         self._histories_on_stack += 1
         return self._stack
 
-    def _start(self) -> LocalStack:
+    def _start(self) -> EmbeddedStack:
         options = StackOptions(
             template_path=TEMPLATE,
             port=0,
@@ -73,7 +73,7 @@ class StackHolder:
             chaos=ChaosSpec(),
             visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
         )
-        stack = LocalStack(options)
+        stack = EmbeddedStack(options)
         stack.start()
         return stack
 

@@ -33,8 +33,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from orgsync.local.chaos.faults import ChaosSpec
-from orgsync.local.stack import LocalStack
+from orgsync.local.chaos import ChaosSpec
+from orgsync.local.stack import EmbeddedStack
 from orgsync.ops.dlq import RedriveMethod, redrive
 from orgsync.store.scan import check_invariant
 
@@ -85,7 +85,7 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stack: LocalStack = self.holder.begin_history()
+        self.stack: EmbeddedStack = self.holder.begin_history()
         self.figures: Figures = self.holder.figures
         self.history = uuid.uuid4().hex[:8]
         self.serial = 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.local.servers.moto import locate_dynamodb_local
+from orgsync.local.servers import locate_dynamodb_local
 
 
 def dynamodb_local_dir() -> Path | None:

@@ -30,7 +30,7 @@ from orgsync.bench.probe import Seen, VisibilityProbe, lag_summary_ms, percentil
 from orgsync.bench.reconcile import ReconcileFigures, measure_reconcile
 from orgsync.bench.tables import copy_table, drop_table
 from orgsync.local.errors import DrainTimeoutError
-from orgsync.local.stack import LocalStack, StackOptions
+from orgsync.local.stack import EmbeddedStack, StackOptions
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +401,7 @@ def run_bench(options: BenchOptions, *, on_progress: Progress | None = None) -> 
             "external endpoint: the pipeline runs elsewhere, so its requests are not counted "
             "here; requests per change come from the consumer measured directly"
         )
-    with LocalStack(stack_options) as stack, RequestLedger() as ledger:
+    with EmbeddedStack(stack_options) as stack, RequestLedger() as ledger:
         _run_phases(stack, ledger, report, progress, external=external)
     report.seconds = time.perf_counter() - started
     report.machine["load_average_end"] = _load_average()
@@ -409,7 +409,7 @@ def run_bench(options: BenchOptions, *, on_progress: Progress | None = None) -> 
 
 
 def _run_phases(
-    stack: LocalStack,
+    stack: EmbeddedStack,
     ledger: RequestLedger,
     report: BenchReport,
     progress: Progress,
@@ -473,7 +473,7 @@ def _run_phases(
         )
 
 
-def _checkpoint_table(stack: LocalStack) -> str:
+def _checkpoint_table(stack: EmbeddedStack) -> str:
     pipes = stack.pipes
     return pipes[0].settings.checkpoint_table if pipes else ""
 
@@ -484,7 +484,7 @@ class _Climber:
 
     def __init__(
         self,
-        stack: LocalStack,
+        stack: EmbeddedStack,
         ledger: RequestLedger,
         probe: VisibilityProbe,
         names: PipelineNames,

@@ -27,9 +27,9 @@ from orgsync.cli.root import (
     local_app,
 )
 from orgsync.errors import OrgsyncError
-from orgsync.local.chaos.faults import ChaosSpec
-from orgsync.local.servers.moto import install_dynamodb_local, locate_dynamodb_local
-from orgsync.local.stack import LocalStack, StackOptions, StackStatus
+from orgsync.local.chaos import ChaosSpec
+from orgsync.local.servers import install_dynamodb_local, locate_dynamodb_local
+from orgsync.local.stack import EmbeddedStack, StackOptions, StackStatus
 from orgsync.ops.demo import StepResult, run_story
 
 
@@ -87,7 +87,7 @@ def local_up(
         visibility_timeout_seconds=visibility_timeout,
     )
     console = _out_console()
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         console.print(
             f"[bold green]orgsync local stack[/bold green] at [bold]{stack.endpoint_url}[/bold] "
             f"(store {options.store}); Ctrl-C stops it"
@@ -134,7 +134,7 @@ def demo_command(
         parameters={**_prefix_parameters(ctx), "LogLevel": "WARNING"},
         dynamodb_local_dir=_dynamodb_local_dir(),
     )
-    with LocalStack(options) as stack:
+    with EmbeddedStack(options) as stack:
         console.print(
             f"orgsync demo on an embedded stack at {stack.endpoint_url} ({options.store})"
         )

@@ -8,15 +8,15 @@ from __future__ import annotations
 from orgsync.errors import OrgsyncError
 
 
-class LocalStackError(OrgsyncError):
+class EmbeddedStackError(OrgsyncError):
     """The local stack could not do what was asked of it."""
 
 
-class TemplateError(LocalStackError):
+class TemplateError(EmbeddedStackError):
     """template.yaml could not be read or an intrinsic function could not be resolved locally."""
 
 
-class EmulatorStartError(LocalStackError):
+class EmulatorStartError(EmbeddedStackError):
     """An emulator process or server did not come up (port taken, Java missing, crash at start)."""
 
 
@@ -24,15 +24,15 @@ class DynamoDBLocalNotFoundError(EmulatorStartError):
     """Java or DynamoDB Local's jar is missing (`orgsync local install-dynamodb-local` gets it)."""
 
 
-class ResourceCreationError(LocalStackError):
+class ResourceCreationError(EmbeddedStackError):
     """A table or queue the template declares could not be created on the endpoint."""
 
 
-class HandlerImportError(LocalStackError):
+class HandlerImportError(EmbeddedStackError):
     """The function's Handler (module.function) could not be imported."""
 
 
-class DrainTimeoutError(LocalStackError):
+class DrainTimeoutError(EmbeddedStackError):
     """The pipeline did not become quiet in time; the message says what is still pending."""
 
     def __init__(self, message: str, pending: tuple[str, ...]) -> None:

@@ -1,47 +1,56 @@
 """The embedded local stack: a store, the template's resources, the pipe and the consumer poller.
 
-The composition root of `orgsync.local`: builds the boto3 clients for one endpoint and wires the
-store, resources, pipe emulation and poller together. Reads no environment variables itself.
+The composition root of `orgsync.local`, wiring only: it starts the store (`servers`), creates
+the template's resources (`template`), runs the pipe emulation (`pipes`) and Lambda's SQS poller
+(`lambda_`), with faults when asked (`chaos`). Waiting is `drain`'s, reporting `status`'s,
+clients `clients`'. Reads no environment variables itself.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orgsync.local.chaos.faults import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
-from orgsync.local.errors import DrainTimeoutError, LocalStackError
-from orgsync.local.lambda_.sqs_poller import (
-    EventSourceConfig,
+from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
+from orgsync.local.clients import StackClients
+from orgsync.local.drain import drain_pipeline
+from orgsync.local.errors import EmbeddedStackError
+from orgsync.local.lambda_.runtime import (
     Handler,
-    PollerStats,
-    SqsEventSourcePoller,
     apply_environment,
     import_handler,
     lambda_environment,
     restore_environment,
 )
-from orgsync.local.servers.moto import EmbeddedStore, start_store
-from orgsync.local.template.model import StackModel, load_stack_model
+from orgsync.local.lambda_.sqs_poller import EventSourceConfig, SqsEventSourcePoller
+from orgsync.local.servers import EmbeddedStore, start_store
+from orgsync.local.status import (
+    PipeStatus,
+    PollerStatus,
+    QueueDepth,
+    StackStatus,
+    pipe_status,
+    poller_status,
+    read_queue_depth,
+)
+from orgsync.local.template.model import StackModel
+from orgsync.local.template.reader import load_stack_model
 from orgsync.local.template.resources import CreatedResources, create_resources
 
 if TYPE_CHECKING:
-    from orgsync.local.pipes.metrics import PipeMetrics, ShardPosition
     from orgsync.local.pipes.runner import PipeRunner
     from orgsync.local.pipes.settings import PipeSettings
+    from orgsync.local.pipes.thread import PipeThread
 
 __all__ = [
-    "LocalStack",
+    "EmbeddedStack",
     "PipeStatus",
     "PollerStatus",
     "QueueDepth",
@@ -51,10 +60,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DUMMY_CREDENTIALS: Final[Mapping[str, str]] = MappingProxyType(
-    {"aws_access_key_id": "orgsynclocal", "aws_secret_access_key": "orgsynclocal"}
-)
-_DRAIN_POLL_SECONDS = 0.02
 _UNKNOWN_ACCOUNT = "000000000000"
 
 
@@ -79,105 +84,8 @@ class StackOptions:
     visibility_timeout_seconds: int | None = None
 
 
-@dataclass(frozen=True)
-class QueueDepth:
-    name: str
-    url: str
-    visible: int
-    in_flight: int
-    delayed: int
-
-
-@dataclass(frozen=True)
-class PipeStatus:
-    name: str
-    running: bool
-    caught_up: bool
-    metrics: PipeMetrics
-    shards: tuple[ShardPosition, ...]
-    failures: int
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class PollerStatus:
-    function_name: str
-    queue_name: str
-    concurrency: int
-    stats: PollerStats
-
-
-@dataclass(frozen=True)
-class StackStatus:
-    endpoint_url: str
-    store: str
-    queues: tuple[QueueDepth, ...]
-    pipes: tuple[PipeStatus, ...]
-    pollers: tuple[PollerStatus, ...]
-    faults: Mapping[str, int] = field(default_factory=dict)  # chaos: faults injected by kind
-
-    def queue(self, name: str) -> QueueDepth:
-        for depth in self.queues:
-            if depth.name == name:
-                return depth
-        raise LocalStackError(f"no queue named {name}")
-
-
-class _PipeThread:
-    """One PipeRunner.run(stop) in a thread; remembers why it died, if it did."""
-
-    def __init__(self, runner: PipeRunner) -> None:
-        self.runner = runner
-        self.error: str | None = None
-        self._restarting = False
-        self._restart_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = self._new_thread()
-
-    def _new_thread(self) -> threading.Thread:
-        return threading.Thread(
-            target=self._run, name=f"orgsync-pipe-{self.runner.settings.name}", daemon=True
-        )
-
-    def restart(self, make_runner: Callable[[], PipeRunner], timeout: float = 10) -> None:
-        """Stop, then run a new runner: like a new process, it knows only the checkpoints.
-
-        Its metrics continue the old ones (drain counts passes across restarts)."""
-        with self._restart_lock:
-            self._restarting = True
-            try:
-                self.stop(timeout)
-                runner = make_runner()
-                runner.metrics = self.runner.metrics
-                self.runner, self.error = runner, None
-                self._stop = threading.Event()
-                self._thread = self._new_thread()
-                self._thread.start()
-            finally:
-                self._restarting = False
-
-    def _run(self) -> None:
-        try:
-            self.runner.run(self._stop)
-        except Exception as exc:  # the pipe stops; status and drain report why
-            self.error = f"{type(exc).__name__}: {exc}"
-            logger.exception("pipe %s stopped", self.runner.settings.name)
-
-    @property
-    def alive(self) -> bool:
-        return self._restarting or self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-
-class LocalStack:
-    """Start with `start()` or `with LocalStack(options) as stack:`; `stop()` is idempotent."""
+class EmbeddedStack:
+    """Start with `start()` or `with EmbeddedStack(options) as stack:`; `stop()` is idempotent."""
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
@@ -185,8 +93,8 @@ class LocalStack:
         self._endpoint_url: str | None = None
         self._model: StackModel | None = None
         self._created: CreatedResources | None = None
-        self._clients: dict[str, Any] = {}
-        self._pipes: list[_PipeThread] = []
+        self._clients: StackClients | None = None
+        self._pipes: list[PipeThread] = []
         self._runner_factories: list[Callable[[], PipeRunner]] = []
         self._pollers: list[SqsEventSourcePoller] = []
         self._lock = threading.Lock()
@@ -213,7 +121,7 @@ class LocalStack:
         """Serve the endpoint, create the resources, start the pipe and the poller."""
         with self._lock:
             if self._endpoint_url is not None:
-                raise LocalStackError("the local stack is already running")
+                raise EmbeddedStackError("the local stack is already running")
             try:
                 self._start()
             except BaseException:
@@ -241,6 +149,12 @@ class LocalStack:
             self._chaos_proxy = ChaosProxy(self._chaos, upstream_url=self._endpoint_url)
             self._chaos_proxy.start()
             self._endpoint_url = self._chaos_proxy.endpoint_url
+        self._clients = StackClients(
+            self._endpoint_url,
+            region=options.region,
+            concurrency=max(options.maximum_concurrency or 10, 10),
+            external=bool(options.endpoint_url),
+        )
         account_id = self._account_id()
         model = self._load_model(account_id, physical_ids={})
         created = create_resources(model, dynamodb=self.client("dynamodb"), sqs=self.client("sqs"))
@@ -271,7 +185,7 @@ class LocalStack:
         )
 
     def _account_id(self) -> str:
-        # moto answers 123456789012, LocalStack 000000000000, AWS the real one: queue URLs and
+        # moto answers 123456789012, EmbeddedStack 000000000000, AWS the real one: queue URLs and
         # ARNs built from the template must carry the same.
         try:
             return str(self.client("sts").get_caller_identity()["Account"])
@@ -315,13 +229,15 @@ class LocalStack:
         self._restarter.start()
 
     def _start_pipes(self, model: StackModel, created: CreatedResources) -> None:
-        from orgsync.local.pipes.runner import PipeRunner  # noqa: PLC0415 - only with a pipeline
+        # Only with a pipeline: the pipe's filter imports moto's EventBridge pattern matcher.
+        from orgsync.local.pipes.runner import PipeRunner  # noqa: PLC0415
+        from orgsync.local.pipes.thread import PipeThread  # noqa: PLC0415
 
         for pipe in model.pipes:
             table = model.table_named(pipe.source_table_name)
             stream_arn = created.stream_arns.get(table.logical_id)
             if stream_arn is None:
-                raise LocalStackError(f"pipe {pipe.name}: table {table.name} has no stream")
+                raise EmbeddedStackError(f"pipe {pipe.name}: table {table.name} has no stream")
             target = model.queue_named(pipe.target_queue_name)
             dead_letter_url = None
             if pipe.dead_letter_queue_name is not None:
@@ -345,7 +261,7 @@ class LocalStack:
 
             runner = make_runner()
             runner.ensure_checkpoint_table()
-            thread = _PipeThread(runner)
+            thread = PipeThread(runner)
             thread.start()
             self._pipes.append(thread)
             self._runner_factories.append(make_runner)
@@ -415,21 +331,21 @@ class LocalStack:
             store.stop()
         self._endpoint_url = None
         self._store_endpoint_url = None
-        self._clients.clear()
+        self._clients = None
 
     # ------------------------------------------------------------------ access
 
     @property
     def endpoint_url(self) -> str:
         if self._endpoint_url is None:
-            raise LocalStackError("the local stack is not running")
+            raise EmbeddedStackError("the local stack is not running")
         return self._endpoint_url
 
     @property
     def store_endpoint_url(self) -> str:
         """The store itself, without the chaos proxy (the same as endpoint_url without chaos)."""
         if self._store_endpoint_url is None:
-            raise LocalStackError("the local stack is not running")
+            raise EmbeddedStackError("the local stack is not running")
         return self._store_endpoint_url
 
     @property
@@ -440,13 +356,13 @@ class LocalStack:
     @property
     def model(self) -> StackModel:
         if self._model is None:
-            raise LocalStackError("the local stack is not running")
+            raise EmbeddedStackError("the local stack is not running")
         return self._model
 
     @property
     def resources(self) -> CreatedResources:
         if self._created is None:
-            raise LocalStackError("the local stack is not running")
+            raise EmbeddedStackError("the local stack is not running")
         return self._created
 
     @property
@@ -460,117 +376,34 @@ class LocalStack:
     @property
     def pipe(self) -> PipeRunner:
         if not self._pipes:
-            raise LocalStackError("no pipe is running (no pipe in the template, or no pipeline)")
+            raise EmbeddedStackError("no pipe is running (no pipe in the template, or no pipeline)")
         return self._pipes[0].runner
 
     @property
     def poller(self) -> SqsEventSourcePoller:
         if not self._pollers:
-            raise LocalStackError("no poller is running (no SQS event source, or no pipeline)")
+            raise EmbeddedStackError("no poller is running (no SQS event source, or no pipeline)")
         return self._pollers[0]
 
     def client(self, service_name: str) -> Any:
         """A boto3 client for the endpoint (cached; boto3 clients are thread-safe)."""
-        if service_name not in self._clients:
-            concurrency = max(self.options.maximum_concurrency or 10, 10)
-            credentials: Mapping[str, str] = _DUMMY_CREDENTIALS
-            if self.options.endpoint_url and boto3.session.Session().get_credentials():
-                credentials = {}  # an external endpoint may be AWS: use the real chain
-            self._clients[service_name] = boto3.session.Session().client(
-                service_name,  # type: ignore[call-overload]
-                endpoint_url=self.endpoint_url,
-                region_name=self.options.region,
-                config=Config(
-                    max_pool_connections=concurrency + 10,
-                    retries={"mode": "standard", "max_attempts": 5},
-                ),
-                **credentials,
-            )
-        return self._clients[service_name]
+        if self._clients is None:
+            raise EmbeddedStackError("the local stack is not running")
+        return self._clients.client(service_name)
 
     # ------------------------------------------------------------------ drain & status
 
     def drain(self, timeout: float = 30.0) -> None:
         """Return once every write made before the call has gone through the whole pipeline.
 
-        Quiet means: each pipe finished a full pass that began after the previous check and read
-        nothing, the consumed queues hold no visible and no in-flight message, and no invocation
-        is running; checked twice in a row. Raises DrainTimeoutError naming what is pending.
+        See `orgsync.local.drain`; raises DrainTimeoutError naming what is still pending.
         """
         if not self._pipes and not self._pollers:
-            raise LocalStackError("drain needs a running pipeline (run_pipeline=True)")
-        deadline = time.monotonic() + timeout
-        # Two passes: the pass running now may have started before the caller's last write.
-        marks = [thread.runner.metrics.passes + 2 for thread in self._pipes]
-        confirmed = 0
-        while True:
-            waiting = self._pipes_waited_for(marks)
-            if not waiting:
-                pending = self._pending()
-                if pending:
-                    confirmed = 0
-                else:
-                    confirmed += 1
-                    if confirmed == 2:
-                        return
-                    # The second check wants the pipe caught up again after the first one.
-                    marks = [thread.runner.metrics.passes + 1 for thread in self._pipes]
-            else:
-                pending = waiting
-            if time.monotonic() >= deadline:
-                raise DrainTimeoutError(
-                    f"pipeline not quiet after {timeout:g}s: " + "; ".join(pending), tuple(pending)
-                )
-            time.sleep(_DRAIN_POLL_SECONDS)
-
-    def _pipes_waited_for(self, marks: list[int]) -> list[str]:
-        waiting: list[str] = []
-        for thread, mark in zip(self._pipes, marks, strict=True):
-            name = thread.runner.settings.name
-            if not thread.alive:
-                reason = f"pipe {name} stopped: {thread.error}"
-                raise DrainTimeoutError(f"pipeline cannot drain: {reason}", (reason,))
-            if thread.runner.metrics.passes < mark:
-                waiting.append(f"pipe {name} has not finished a pass over the stream yet")
-        return waiting
-
-    def _pending(self) -> list[str]:
-        pending = [
-            f"pipe {thread.runner.settings.name} is still reading or sending records"
-            for thread in self._pipes
-            if not thread.runner.is_caught_up()
-        ]
-        for poller in self._pollers:
-            depth = self._depth(poller.config.queue_url)
-            if depth.visible or depth.in_flight or depth.delayed:
-                pending.append(
-                    f"queue {depth.name}: {depth.visible} visible, {depth.in_flight} in flight"
-                    + (f", {depth.delayed} delayed" if depth.delayed else "")
-                )
-            running = poller.active_invocations
-            if running:
-                pending.append(f"{poller.config.function_name}: {running} invocations running")
-        return pending
+            raise EmbeddedStackError("drain needs a running pipeline (run_pipeline=True)")
+        drain_pipeline(self._pipes, self._pollers, self._depth, timeout=timeout)
 
     def _depth(self, queue_url: str) -> QueueDepth:
-        names: list[Any] = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        try:
-            attributes = self.client("sqs").get_queue_attributes(
-                QueueUrl=queue_url, AttributeNames=names
-            )["Attributes"]
-        except (ClientError, BotoCoreError) as exc:
-            raise LocalStackError(f"cannot read the depth of {queue_url}: {exc}") from exc
-        return QueueDepth(
-            name=queue_url.rstrip("/").rsplit("/", 1)[-1],
-            url=queue_url,
-            visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
-            in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-        )
+        return read_queue_depth(self.client("sqs"), queue_url)
 
     def status(self) -> StackStatus:
         """Queue and DLQ depths, each pipe's per-shard position, each poller's counters."""
@@ -578,39 +411,18 @@ class LocalStack:
         queues = tuple(
             self._depth(created.queue_urls[queue.logical_id]) for queue in self.model.queues
         )
-        pipes = tuple(
-            PipeStatus(
-                name=thread.runner.settings.name,
-                running=thread.alive,
-                caught_up=thread.runner.is_caught_up(),
-                metrics=thread.runner.metrics.snapshot(),
-                shards=tuple(thread.runner.position()),
-                failures=len(thread.runner.failures),
-                last_error=thread.error,
-            )
-            for thread in self._pipes
-        )
-        pollers = tuple(
-            PollerStatus(
-                function_name=poller.config.function_name,
-                queue_name=poller.config.queue_url.rsplit("/", 1)[-1],
-                concurrency=poller.config.maximum_concurrency,
-                stats=poller.stats(),
-            )
-            for poller in self._pollers
-        )
         store = self.options.store if self._store is not None else "external"
         return StackStatus(
             endpoint_url=self.endpoint_url,
             store=store,
             queues=queues,
-            pipes=pipes,
-            pollers=pollers,
+            pipes=tuple(pipe_status(thread) for thread in self._pipes),
+            pollers=tuple(poller_status(poller) for poller in self._pollers),
             faults=self._chaos.counts() if self._chaos is not None else {},
         )
 
 
-def _restart_pipe(thread: _PipeThread, factory: Callable[[], PipeRunner]) -> Callable[[], None]:
+def _restart_pipe(thread: PipeThread, factory: Callable[[], PipeRunner]) -> Callable[[], None]:
     return lambda: thread.restart(factory)
 
 

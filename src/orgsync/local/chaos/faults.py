@@ -1,43 +1,29 @@
-"""Fault injection for the local stack: what AWS does to messages, on purpose and from a seed.
+"""The running fault injectors of one stack: what AWS does to messages, on purpose, from a seed.
 
-A frozen `ChaosSpec` (rates and a seed) drives injectors that the local pipe, the poller and a
-fault-injecting proxy in front of the store consult. Production code (consumer, store, domain)
-knows nothing of this module; only `orgsync.local` wires it in. No boto3 here.
+The local pipe (late duplicates), the poller (crashes, delays) and the chaos proxy in front of
+the store (throttling, conflicts, a chunked commit dying midway) consult one `Chaos`. Production
+code (consumer, store, domain) knows nothing of this package. No boto3 here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import random
 import threading
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from enum import StrEnum
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
-from orgsync.local.errors import LocalStackError
-from orgsync.local.servers.proxy import ProxyAnswer, RoutingProxy
+from orgsync.local.chaos.spec import ChaosSpec, ChaosSpecError, FaultKind
+from orgsync.local.servers.proxy import ProxyAnswer
+from orgsync.schema.keys import REPLICATION_SORT_KEY
+from orgsync.schema.organizations import PENDING_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
-
-__all__ = [
-    "Chaos",
-    "ChaosProxy",
-    "ChaosRestarter",
-    "ChaosSpec",
-    "ChaosSpecError",
-    "FaultKind",
-    "RestartTarget",
-]
-
-logger = logging.getLogger(__name__)
 
 _DYNAMODB_PREFIX: Final = "DynamoDB_20120810."
 _ERROR_PREFIX: Final = "com.amazonaws.dynamodb.v20120810#"
@@ -56,89 +42,10 @@ _DATA_PLANE: Final = frozenset(
         "UpdateItem",
     }
 )
-_REPLICATION_SORT_KEY: Final = "REPLICATION"
-_PENDING_ATTRIBUTE: Final = "pending_seq"
 # SQS limits a MessageDeduplicationId to 128 characters.
 _MAX_DEDUP_ID: Final = 128
 # How much longer than the visibility timeout a delayed batch is held.
 _DELAY_MARGIN_SECONDS: Final = 0.5
-RESTART_TICK_SECONDS: Final = 0.1
-
-
-class ChaosSpecError(LocalStackError):
-    """A chaos spec that cannot be parsed or run (unknown key, rate outside 0..1, …)."""
-
-
-class FaultKind(StrEnum):
-    """One kind of injected fault; each has a rate key of the same name in the spec."""
-
-    DUPLICATE = "duplicate"
-    CRASH = "crash"
-    THROTTLE = "throttle"
-    CONFLICT = "conflict"
-    CHUNK = "chunk"
-    DELAY = "delay"
-    RESTART = "restart"
-
-
-@dataclass(frozen=True)
-class ChaosSpec:
-    """Rates (probabilities 0..1) of each fault, and the seed every injector's dice derive from.
-
-    Parsed from `seed=7,duplicate=0.1,crash=0.05,...`; docs/chaos.md says what each key models.
-    """
-
-    seed: int = 0
-    duplicate: float = 0.0  # per record the pipe sends: also sent again, with a fresh dedup id
-    crash: float = 0.0  # per poller batch: handler runs, nothing is deleted (process died)
-    throttle: float = 0.0  # per DynamoDB data-plane request: ThrottlingException or PTEE
-    conflict: float = 0.0  # per TransactWriteItems: cancelled with a TransactionConflict reason
-    chunk: float = 0.0  # per step after a chunked commit's claim: the committer dies there
-    delay: float = 0.0  # per poller batch: held past the visibility timeout before invoking
-    restart: float = 0.0  # per 100 ms tick, per pipe and per poller: stop and start again
-
-    def __post_init__(self) -> None:
-        for kind in FaultKind:
-            rate = getattr(self, kind.value)
-            if not 0.0 <= rate <= 1.0:
-                raise ChaosSpecError(f"chaos rate {kind.value}={rate} is outside 0..1")
-
-    @classmethod
-    def parse(cls, text: str) -> ChaosSpec:
-        """`key=value` pairs separated by commas; unknown keys and bad values are errors."""
-        known = {field.name for field in fields(cls)}
-        values: dict[str, Any] = {}
-        for part in (piece.strip() for piece in text.split(",")):
-            if not part:
-                continue
-            key, sep, raw = part.partition("=")
-            key = key.strip()
-            if not sep or key not in known:
-                raise ChaosSpecError(
-                    f"chaos spec: {part!r} is not key=value with a key of {sorted(known)}"
-                )
-            try:
-                values[key] = int(raw) if key == "seed" else float(raw)
-            except ValueError as exc:
-                raise ChaosSpecError(f"chaos spec: {key}={raw!r} is not a number") from exc
-        return cls(**values)
-
-    def __str__(self) -> str:
-        rates = [f"{kind.value}={self.rate(kind):g}" for kind in FaultKind if self.rate(kind)]
-        return ",".join([f"seed={self.seed}", *rates])
-
-    def rate(self, kind: FaultKind) -> float:
-        rate: float = getattr(self, kind.value)
-        return rate
-
-    @property
-    def quiet(self) -> bool:
-        """No fault at any rate: the injectors pass everything through."""
-        return not any(self.rate(kind) for kind in FaultKind)
-
-    def silenced(self) -> ChaosSpec:
-        """The same seed with every rate at zero."""
-        return ChaosSpec(seed=self.seed)
 
 
 class _Dice:
@@ -355,7 +262,7 @@ def _replication_item(action: Mapping[str, Any]) -> Mapping[str, Any] | None:
         body = action.get(kind)
         if isinstance(body, dict):
             item = body.get(field_name)
-            if isinstance(item, dict) and item.get("sk", {}).get("S") == _REPLICATION_SORT_KEY:
+            if isinstance(item, dict) and item.get("sk", {}).get("S") == REPLICATION_SORT_KEY:
                 return item
     return None
 
@@ -373,7 +280,7 @@ def _claimed_user(actions: list[dict[str, Any]]) -> str | None:
     if len(actions) != 1 or "Put" not in actions[0]:
         return None
     item = _replication_item(actions[0])
-    if item is None or _PENDING_ATTRIBUTE not in item:
+    if item is None or PENDING_ATTRIBUTE not in item:
         return None
     return str(item.get("pk", {}).get("S", ""))
 
@@ -383,7 +290,7 @@ def _final_put(actions: list[dict[str, Any]]) -> str | None:
     if len(actions) != 1 or "Put" not in actions[0]:
         return None
     item = _replication_item(actions[0])
-    if item is None or _PENDING_ATTRIBUTE in item:
+    if item is None or PENDING_ATTRIBUTE in item:
         return None
     return str(item.get("pk", {}).get("S", ""))
 
@@ -426,69 +333,3 @@ def _json_answer(status: int, document: Mapping[str, Any]) -> ProxyAnswer:
             ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
         ),
     )
-
-
-# --------------------------------------------------------------------------- proxy & restarts
-
-
-class ChaosProxy:
-    """A fault-injecting endpoint in front of a store on 127.0.0.1: every client of it, in any
-    process, sees the injected AWS errors; everything else is relayed unchanged."""
-
-    def __init__(self, chaos: Chaos, *, upstream_url: str, port: int = 0) -> None:
-        parts = urlsplit(upstream_url)
-        if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
-            raise ChaosSpecError(
-                f"store faults need a store on 127.0.0.1 with a port, not {upstream_url}"
-            )
-        self._proxy = RoutingProxy(
-            port=port,
-            dynamodb_port=parts.port,
-            default_port=parts.port,
-            intercept=chaos.intercept,
-        )
-
-    @property
-    def endpoint_url(self) -> str:
-        return self._proxy.endpoint_url
-
-    def start(self) -> None:
-        self._proxy.start()
-
-    def stop(self) -> None:
-        self._proxy.stop()
-
-
-@dataclass(frozen=True)
-class RestartTarget:
-    name: str
-    restart: Callable[[], None]
-
-
-class ChaosRestarter:
-    """Every tick, restarts each target (a pipe, a poller) with the spec's `restart` rate."""
-
-    def __init__(self, chaos: Chaos, targets: Sequence[RestartTarget]) -> None:
-        self._chaos = chaos
-        self._targets = tuple(targets)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="orgsync-chaos", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(RESTART_TICK_SECONDS):
-            for target in self._targets:
-                if self._stop.is_set() or not self._chaos.roll(FaultKind.RESTART):
-                    continue
-                logger.info("chaos: restarting %s", target.name)
-                try:
-                    target.restart()
-                except Exception:  # a failed restart must not end the injector
-                    logger.exception("chaos: restarting %s failed", target.name)

@@ -1,325 +1,40 @@
 """Emulation of Lambda's SQS event source mapping: poll, invoke the template's handler, delete.
 
-It calls the very handler the template names with the event Lambda builds, and deletes what the
-response reports as succeeded; failures are left to the queue's visibility timeout and redrive
-policy. Takes its SQS client from the caller; never reaches into the consumer's internals.
+It calls the very handler the template names with the event Lambda builds (`event`, `context`),
+and deletes what the response reports as succeeded (`response`); failures are left to the
+queue's visibility timeout and redrive policy. Takes its SQS client from the caller; never
+reaches into the consumer's internals.
 """
 
 from __future__ import annotations
 
-import base64
-import importlib
-import importlib.util
 import json
 import logging
-import os
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict
+from typing import TYPE_CHECKING, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orgsync.local.errors import HandlerImportError
+from orgsync.local.lambda_.context import LambdaContext
+from orgsync.local.lambda_.event import build_sqs_event
+from orgsync.local.lambda_.response import BatchOutcome, decide_batch_outcome
+from orgsync.local.lambda_.runtime import Handler, apply_environment, restore_environment
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
     from orgsync.local.template.model import FunctionModel, SqsEventSourceModel
 
-__all__ = [
-    "BatchOutcome",
-    "apply_environment",
-    "EventSourceConfig",
-    "LambdaContext",
-    "PollerStats",
-    "SqsEventSourcePoller",
-    "SqsEventRecord",
-    "build_sqs_event",
-    "decide_batch_outcome",
-    "import_handler",
-    "lambda_environment",
-    "restore_environment",
-]
-
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any], Any], Any]
 
 # Lambda allows at most 10 messages per batch from a FIFO queue (and 10 per ReceiveMessage).
 _MAX_RECEIVE: Final = 10
 _ERROR_BACKOFF_SECONDS: Final = 0.5
-
-
-# --------------------------------------------------------------------------- wire shapes
-
-
-class SqsMessageAttribute(TypedDict, total=False):
-    stringValue: str
-    binaryValue: str
-    stringListValues: list[str]
-    binaryListValues: list[str]
-    dataType: str
-
-
-class _SqsEventRecordRequired(TypedDict):
-    messageId: str
-    receiptHandle: str
-    body: str
-    attributes: dict[str, str]
-    messageAttributes: dict[str, SqsMessageAttribute]
-    md5OfBody: str
-    eventSource: str
-    eventSourceARN: str
-    awsRegion: str
-
-
-class SqsEventRecord(_SqsEventRecordRequired, total=False):
-    """One record of the event Lambda sends for SQS (Records[] item)."""
-
-    md5OfMessageAttributes: str
-
-
-class SqsEvent(TypedDict):
-    Records: list[SqsEventRecord]
-
-
-def _lambda_attribute(value: MessageAttributeValueOutputTypeDef) -> SqsMessageAttribute:
-    # Lambda spells SQS's attribute values in camelCase, binaries base64-encoded, and always
-    # carries both list fields.
-    attribute: SqsMessageAttribute = {
-        "stringListValues": list(value.get("StringListValues", [])),
-        "binaryListValues": [
-            base64.b64encode(item).decode() for item in value.get("BinaryListValues", [])
-        ],
-        "dataType": value["DataType"],
-    }
-    if "StringValue" in value:
-        attribute["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
-    return attribute
-
-
-def build_sqs_event(messages: Sequence[MessageTypeDef], *, queue_arn: str, region: str) -> SqsEvent:
-    """The event Lambda's SQS poller passes to the function for these received messages."""
-    records: list[SqsEventRecord] = []
-    for message in messages:
-        record: SqsEventRecord = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message.get("Body", ""),
-            "attributes": {str(k): str(v) for k, v in message.get("Attributes", {}).items()},
-            "messageAttributes": {
-                name: _lambda_attribute(value)
-                for name, value in message.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": region,
-        }
-        if "MD5OfMessageAttributes" in message:
-            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-        records.append(record)
-    return {"Records": records}
-
-
-# --------------------------------------------------------------------------- context
-
-
-class LambdaContext:
-    """What Lambda's Python runtime passes as `context`, timed from the template's Timeout."""
-
-    def __init__(
-        self,
-        *,
-        function_name: str,
-        invoked_function_arn: str,
-        memory_limit_in_mb: int,
-        timeout_seconds: float,
-        function_version: str = "$LATEST",
-    ) -> None:
-        self.function_name = function_name
-        self.function_version = function_version
-        self.invoked_function_arn = invoked_function_arn
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        today = datetime.now(UTC).strftime("%Y/%m/%d")
-        self.log_stream_name = f"{today}/[{function_version}]{uuid.uuid4().hex}"
-        self.identity: object | None = None
-        self.client_context: object | None = None
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-# --------------------------------------------------------------------------- outcome
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """Which messages of an invocation are deleted (succeeded) and which stay (failed)."""
-
-    succeeded: tuple[str, ...]
-    failed: tuple[str, ...]
-    error: str | None = None  # why the whole batch failed, when it did
-
-
-def decide_batch_outcome(
-    message_ids: Sequence[str],
-    *,
-    response: object,
-    error: str | None,
-    report_batch_item_failures: bool,
-) -> BatchOutcome:
-    """Lambda's reading of a handler's result (Lambda developer guide, "partial batch responses").
-
-    An error fails the whole batch. Without ReportBatchItemFailures any return is success. With
-    it: no response, an empty object or an empty/null `batchItemFailures` is success; listed ids
-    fail; an empty, null or unknown `itemIdentifier`, or a response of another shape, fails all.
-    """
-    everything = tuple(message_ids)
-    if error is not None:
-        return BatchOutcome(succeeded=(), failed=everything, error=error)
-    if not report_batch_item_failures:
-        return BatchOutcome(succeeded=everything, failed=())
-    if response is None:
-        return BatchOutcome(succeeded=everything, failed=())
-    if not isinstance(response, dict):
-        return _whole_batch_failed(everything, f"response is not an object: {response!r:.200}")
-    failures = response.get("batchItemFailures")
-    if failures is None:
-        return BatchOutcome(succeeded=everything, failed=())
-    if not isinstance(failures, list):
-        return _whole_batch_failed(everything, "batchItemFailures is not a list")
-    known = set(everything)
-    failed: set[str] = set()
-    for item in failures:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or identifier not in known:
-            return _whole_batch_failed(everything, f"invalid batch item failure {item!r:.200}")
-        failed.add(identifier)
-    return BatchOutcome(
-        succeeded=tuple(i for i in everything if i not in failed),
-        failed=tuple(i for i in everything if i in failed),
-    )
-
-
-def _whole_batch_failed(message_ids: tuple[str, ...], reason: str) -> BatchOutcome:
-    return BatchOutcome(succeeded=(), failed=message_ids, error=reason)
-
-
-# --------------------------------------------------------------------------- handler & env
-
-
-def import_handler(dotted_path: str, *, fresh: bool = False) -> Handler:
-    """Import `package.module.function` the way Lambda resolves a Handler setting.
-
-    `fresh` executes the handler's module anew, as a cold start in a new execution environment
-    would: whatever it cached at module level (clients bound to an endpoint that an earlier local
-    stack of this process used) starts empty. Modules it imports are shared as usual.
-    """
-    module_name, _, attribute = dotted_path.rpartition(".")
-    if not module_name:
-        raise HandlerImportError(f"handler {dotted_path!r} is not of the form module.function")
-    try:
-        module = importlib.import_module(module_name)
-        if fresh:
-            module = _execute_anew(module_name, module)
-    except Exception as exc:  # whatever the module raises while loading is an init error
-        raise HandlerImportError(f"cannot import handler module {module_name}: {exc}") from exc
-    handler = getattr(module, attribute, None)
-    if not callable(handler):
-        raise HandlerImportError(f"{module_name} has no callable {attribute}")
-    result: Handler = handler
-    return result
-
-
-def _execute_anew(module_name: str, previous: ModuleType) -> ModuleType:
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"no module spec for {module_name}")
-    module = importlib.util.module_from_spec(spec)
-    # Registered before it runs, as a normal import does (dataclasses look it up there).
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules[module_name] = previous
-        raise
-    return module
-
-
-def lambda_environment(
-    function: FunctionModel,
-    *,
-    endpoint_url: str | None,
-    region: str,
-    emit_metrics: bool = False,
-) -> dict[str, str | None]:
-    """Variables to put in os.environ for the handler (None: leave whatever is there).
-
-    The function's own variables and the endpoint/region win, as in Lambda. Credentials are only
-    defaulted (any value works against the embedded store; real ones are kept for real
-    endpoints). Powertools metrics are off unless asked for: EMF lines on stdout would bury the
-    console, and nothing collects them locally. Tracing is off: there is no X-Ray daemon.
-    """
-    environment: dict[str, str | None] = dict(function.environment)
-    environment.update(
-        {
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        }
-    )
-    if endpoint_url is not None:
-        environment["AWS_ENDPOINT_URL"] = endpoint_url
-    defaults = {
-        "AWS_ACCESS_KEY_ID": "orgsynclocal",
-        "AWS_SECRET_ACCESS_KEY": "orgsynclocal",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "false" if emit_metrics else "true",
-    }
-    for name, value in defaults.items():
-        if name not in os.environ or (name == "POWERTOOLS_METRICS_DISABLED" and emit_metrics):
-            environment[name] = value
-    return environment
-
-
-def apply_environment(environment: Mapping[str, str | None]) -> dict[str, str | None]:
-    """Set the variables in os.environ; return what they were (None: unset), for restoring.
-
-    Process-global on purpose: the handler reads os.environ, as in Lambda, and a local stack runs
-    its function in this process. Two stacks running at once in one process would share these
-    variables; one after the other is fine, since stopping a poller restores them.
-    """
-    previous: dict[str, str | None] = {}
-    for name, value in environment.items():
-        if value is not None:
-            previous[name] = os.environ.get(name)
-            os.environ[name] = value
-    return previous
-
-
-def restore_environment(previous: Mapping[str, str | None]) -> None:
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-# --------------------------------------------------------------------------- poller
 
 
 class BatchFaults(Protocol):

@@ -1,1 +1,50 @@
-"""TODO"""
+"""The one door to moto's internals: every patch the embedded store applies, behind a guard.
+
+`apply()` refuses a moto outside the tested range and one whose patched or read attributes
+moved (`guard`), then installs, once per process: the transaction undo log (`transactions`),
+the instance registry switched off (`registry`). `queue_wait_seconds` (`queues`) is the one read
+of moto's state that bypasses its API. Only `orgsync.local.servers` calls into this package.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from orgsync.local.moto_patches import queues, registry, transactions
+from orgsync.local.moto_patches.guard import (
+    TESTED_MOTO_RANGE,
+    MotoPatchError,
+    check_attributes,
+    check_moto_version,
+    installed_moto_version,
+)
+from orgsync.local.moto_patches.queues import queue_wait_seconds
+
+__all__ = [
+    "TESTED_MOTO_RANGE",
+    "MotoPatchError",
+    "apply",
+    "check",
+    "queue_wait_seconds",
+]
+
+_applied = False
+_apply_lock = threading.Lock()
+
+
+def check(moto_version: str | None = None) -> None:
+    """Raise MotoPatchError unless the patches can apply to this moto (default: the installed)."""
+    check_moto_version(moto_version or installed_moto_version())
+    check_attributes((*transactions.REQUIRED, *registry.REQUIRED, *queues.REQUIRED))
+
+
+def apply() -> None:
+    """Check, then install every patch; later calls do nothing."""
+    global _applied  # noqa: PLW0603 - a process-wide, install-once switch
+    with _apply_lock:
+        if _applied:
+            return
+        check()
+        transactions.apply()
+        registry.apply()
+        _applied = True

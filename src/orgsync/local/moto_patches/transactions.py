@@ -1,55 +1,41 @@
-"""Two fixes to moto's in-memory DynamoDB that the embedded store applies to itself (local only).
+"""moto's `TransactWriteItems` rolled back by an undo log instead of whole-table copies.
 
-1. `TransactWriteItems` deep-copies every target table once per *action* so it can roll back by
-   swapping the copies in: ~24 µs per item of the table, so a commit into an organizations table
-   of 3,000 items took 72 ms (a PutItem: 2.7 ms) and grew with the table. Instead, the items the
-   transaction targets are saved before it runs (an undo log) and put back if it fails, with any
-   stream records it emitted: the same all-or-nothing outcome at a cost that does not grow with
-   the table.
-2. moto registers every model instance it ever creates (`instances_tracked`, for its web
-   dashboard), including each item of each of those copies, so memory only grows: over 1 GB
-   after a two-minute benchmark. orgsync never uses the dashboard, so nothing is tracked.
+moto deep-copies every target table once per *action* so it can roll back by swapping the
+copies in: ~24 µs per item of the table, so a commit into an organizations table of 3,000 items
+took 72 ms (a PutItem: 2.7 ms) and grew with the table. Instead, the items the transaction
+targets are saved before it runs and put back if it fails, with any stream records it emitted:
+the same all-or-nothing outcome at a cost that does not grow with the table.
 
-Both are safe only because the embedded server applies one DynamoDB request at a time
-(`SerializedApplication`): moto's `copy` is swapped for the duration of one call.
+Safe only because the embedded server applies one request at a time (`SerializedApplication`):
+moto's module-global `copy` is swapped for the duration of one call. Class-level patches
+survive `POST /moto-api/reset` (which builds new backends of the same classes).
 """
 
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-_installed = False
-_install_lock = threading.Lock()
+REQUIRED = (
+    "moto.dynamodb.models:copy",
+    "moto.dynamodb.models:DynamoDBBackend.transact_write_items",
+    "moto.dynamodb.models:DynamoDBBackend.get_table",
+    "moto.dynamodb.models:DynamoDBBackend.get_keys_value",
+    "moto.dynamodb.models.table:Table",
+    "moto.dynamodb.models.table:StreamShard",
+    "moto.core.exceptions:JsonRESTError",
+)
 
 
-class _Untracked(list[Any]):
-    """A list that forgets what is appended: moto's instance registry, switched off."""
+def apply() -> None:
+    from moto.dynamodb import models as dynamodb_models  # noqa: PLC0415 - moto only here
 
-    def append(self, _instance: Any) -> None:
-        return None
-
-
-def apply_moto_tuning() -> None:
-    """Install both fixes once per process; later calls do nothing."""
-    global _installed  # noqa: PLW0603 - a process-wide, install-once switch
-    with _install_lock:
-        if _installed:
-            return
-        from moto.core.model_instances import model_data  # noqa: PLC0415 - moto only here
-        from moto.dynamodb import models as dynamodb_models  # noqa: PLC0415
-
-        for models in model_data.values():
-            for model in models.values():
-                model.instances_tracked = _Untracked()  # type: ignore[attr-defined]
-        backend = dynamodb_models.DynamoDBBackend
-        backend.transact_write_items = _rolled_back_by_undo_log(  # type: ignore[method-assign,assignment]
-            backend.transact_write_items, dynamodb_models
-        )
-        _installed = True
+    backend = dynamodb_models.DynamoDBBackend
+    backend.transact_write_items = _rolled_back_by_undo_log(  # type: ignore[method-assign,assignment]
+        backend.transact_write_items, dynamodb_models
+    )
 
 
 def _rolled_back_by_undo_log(
@@ -119,7 +105,10 @@ def _stored_item(table: Any, hash_value: Any, range_value: Any) -> Any:
 
 def _save_target(backend: Any, transact_item: dict[str, Any]) -> _SavedItem | None:
     """The action's target item saved for rollback; None when moto will reject the action
-    (unknown table, malformed key) and so change nothing for it."""
+    (unknown table, malformed key) and so change nothing for it. Anything else (an attribute
+    moto no longer has) propagates: a rollback that silently saves nothing is worse."""
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415
+
     try:
         (operation, request), *_ = transact_item.items()
         table = backend.get_table(request["TableName"])  # a name or an ARN, as moto takes it
@@ -131,5 +120,5 @@ def _save_target(backend: Any, transact_item: dict[str, Any]) -> _SavedItem | No
             key = request["Key"]
         hash_value, range_value = backend.get_keys_value(table, key)
         return _SavedItem(table, hash_value, range_value)
-    except Exception:  # a malformed action changes nothing; moto reports it
-        return None
+    except (KeyError, TypeError, ValueError, JsonRESTError):
+        return None  # a malformed action changes nothing; moto reports it

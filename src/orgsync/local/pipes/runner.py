@@ -9,24 +9,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orgsync.local.pipes.checkpoint import Checkpoint, CheckpointStore
-from orgsync.local.pipes.errors import (
-    PipeError,
-    PipeSourceError,
-    PipeTargetError,
-    TargetParameterError,
-)
+from orgsync.local.pipes.delivery import Batch, ExtraEntries, TargetStage
+from orgsync.local.pipes.errors import PipeError, PipeSourceError
 from orgsync.local.pipes.filter import RecordFilter
 from orgsync.local.pipes.metrics import PipeFailure, PipeMetrics, ShardPosition
-from orgsync.local.pipes.record import PipeRecord, sequence_number, to_pipe_record
+from orgsync.local.pipes.record import sequence_number, to_pipe_record
 from orgsync.local.pipes.settings import PipeSettings, StartingPosition
-from orgsync.local.pipes.target import SqsTarget, encode_body
+from orgsync.local.pipes.shards import Shard, parent_finished, parents_first
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,54 +31,16 @@ if TYPE_CHECKING:
         ShardTypeDef,
     )
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 logger = logging.getLogger(__name__)
 
 # GetRecords returns at most 1000 records per call (Streams API reference).
 GET_RECORDS_LIMIT = 1000
-# Waits before re-sending entries SendMessageBatch listed as Failed; after the last one the
-# pass fails and the next pass re-sends the whole batch from the checkpoint (at least once).
-ENTRY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 MAX_ERROR_BACKOFF_SECONDS = 5.0
-MAX_FAILURES_KEPT = 1000
 # New shards appear only when a shard ends, which a pass sees through its iterator and answers
 # with an immediate DescribeStream; otherwise shards are re-listed this often, not every pass
 # (DescribeStream is limited to 10/s per account and cost one request per record batch).
 SHARD_DISCOVERY_INTERVAL_SECONDS = 10.0
-
-
-class ExtraEntries(Protocol):
-    """Entries to send after a batch the target accepted (fault injection: late duplicates)."""
-
-    def extra_entries(
-        self, sent: Sequence[SendMessageBatchRequestEntryTypeDef]
-    ) -> list[SendMessageBatchRequestEntryTypeDef]: ...
-
-
-@dataclass
-class _Shard:
-    shard_id: str
-    parent_id: str | None
-    closed: bool
-    saved: Checkpoint | None = None
-    finished: bool = False
-    start: StartingPosition = StartingPosition.TRIM_HORIZON
-    iterator: str | None = None
-    # Last record read (filtered or pending included); ahead of `saved` only while a batch waits.
-    read_seq: str | None = None
-    # First record read from a LATEST iterator before any checkpoint: where a rewind goes back to.
-    first_seq: str | None = None
-    pending: list[PipeRecord] = field(default_factory=list)
-    pending_since: float | None = None
-
-    def rewind(self) -> None:
-        """Forget everything past the checkpoint, so the next pass re-reads it."""
-        self.iterator = None
-        self.pending.clear()
-        self.pending_since = None
-        self.read_seq = self.saved.sequence_number if self.saved else None
-        self.finished = self.saved.finished if self.saved else False
 
 
 class PipeRunner:
@@ -102,15 +58,10 @@ class PipeRunner:
     ) -> None:
         self.settings = settings
         self.metrics = PipeMetrics()
-        self.failures: deque[PipeFailure] = deque(maxlen=MAX_FAILURES_KEPT)
         self._streams = streams
-        self._sqs = sqs
         self._poll_interval = poll_interval
-        self._extra = extra
+        self._target_stage = TargetStage(settings, sqs=sqs, extra=extra)
         self._filter = RecordFilter(settings.filter_patterns)
-        self._target = SqsTarget.from_settings(
-            settings.message_group_id, settings.message_deduplication_id
-        )
         self._checkpoints = CheckpointStore(
             dynamodb,
             table_name=settings.checkpoint_table,
@@ -118,17 +69,20 @@ class PipeRunner:
             stream_arn=settings.stream_arn,
         )
         self._lock = threading.Lock()
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, Shard] = {}
         self._saved: dict[str, Checkpoint] | None = None
         self._discovered_once = False
         self._rediscover_at = 0.0
         self._shard_ended = False
         self._caught_up = False
         self._last_read = 0
-        # Set by run(): lets a stop interrupt entry-retry backoff.
-        self._stop = threading.Event()
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def failures(self) -> deque[PipeFailure]:
+        """The records this pipe gave up on (most recent last, bounded)."""
+        return self._target_stage.failures
 
     def ensure_checkpoint_table(self) -> None:
         self._checkpoints.ensure_table()
@@ -163,7 +117,8 @@ class PipeRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; a failed pass is logged and retried from the checkpoints."""
-        self._stop = stop
+        # A stop interrupts the target stage's retry backoff too.
+        self._target_stage.stop = stop
         backoff = self._poll_interval
         while not stop.is_set():
             try:
@@ -215,7 +170,7 @@ class PipeRunner:
                     known.closed = known.closed or closed
                     continue
                 saved = (self._saved or {}).get(shard_id)
-                shard = _Shard(shard_id=shard_id, parent_id=raw.get("ParentShardId"), closed=closed)
+                shard = Shard(shard_id=shard_id, parent_id=raw.get("ParentShardId"), closed=closed)
                 if saved is not None:
                     shard.saved = saved
                     shard.read_seq = saved.sequence_number
@@ -260,27 +215,15 @@ class PipeRunner:
             raise PipeSourceError(f"cannot describe stream {self.settings.stream_arn}") from exc
         return list(shards.values())
 
-    def _ordered(self) -> list[_Shard]:
-        """Parents before children: by depth in the known lineage, then by id."""
+    def _ordered(self) -> list[Shard]:
+        return parents_first(self._shards)
 
-        def depth(shard: _Shard) -> int:
-            level, parent, seen = 0, shard.parent_id, {shard.shard_id}
-            while parent in self._shards and parent not in seen:
-                seen.add(parent)
-                level += 1
-                parent = self._shards[parent].parent_id
-            return level
-
-        return sorted(self._shards.values(), key=lambda s: (depth(s), s.shard_id))
-
-    def _parent_finished(self, shard: _Shard) -> bool:
-        # A parent DescribeStream no longer lists was trimmed: nothing of it is left to read.
-        parent = self._shards.get(shard.parent_id) if shard.parent_id else None
-        return parent is None or parent.finished
+    def _parent_finished(self, shard: Shard) -> bool:
+        return parent_finished(self._shards, shard)
 
     # ------------------------------------------------------------------ reading
 
-    def _poll(self, shard: _Shard) -> tuple[int, int]:
+    def _poll(self, shard: Shard) -> tuple[int, int]:
         """One GetRecords on one shard; returns (records read, records sent)."""
         try:
             return self._poll_unsafe(shard)
@@ -288,7 +231,7 @@ class PipeRunner:
             shard.rewind()
             raise
 
-    def _poll_unsafe(self, shard: _Shard) -> tuple[int, int]:
+    def _poll_unsafe(self, shard: Shard) -> tuple[int, int]:
         response = self._get_records(shard)
         if response is None:
             return 0, 0
@@ -330,13 +273,13 @@ class PipeRunner:
             self._commit(shard)
         return read, sent
 
-    def _window_elapsed(self, shard: _Shard) -> bool:
+    def _window_elapsed(self, shard: Shard) -> bool:
         window = self.settings.maximum_batching_window_seconds
         if window <= 0 or shard.pending_since is None:
             return True
         return time.monotonic() - shard.pending_since >= window
 
-    def _get_records(self, shard: _Shard) -> GetRecordsOutputTypeDef | None:
+    def _get_records(self, shard: Shard) -> GetRecordsOutputTypeDef | None:
         for attempt in range(2):
             if shard.iterator is None:
                 shard.iterator = self._open_iterator(shard)
@@ -370,7 +313,7 @@ class PipeRunner:
                 raise PipeSourceError(f"cannot read shard {shard.shard_id}") from exc
         return None
 
-    def _open_iterator(self, shard: _Shard) -> str | None:
+    def _open_iterator(self, shard: Shard) -> str | None:
         request: GetShardIteratorInputTypeDef = {
             "StreamArn": self.settings.stream_arn,
             "ShardId": shard.shard_id,
@@ -404,7 +347,7 @@ class PipeRunner:
         except BotoCoreError as exc:
             raise PipeSourceError(f"cannot get an iterator for shard {shard.shard_id}") from exc
 
-    def _log_trimmed(self, shard: _Shard) -> None:
+    def _log_trimmed(self, shard: Shard) -> None:
         logger.warning(
             "pipe %s: shard %s was trimmed past sequence %s; reading from TRIM_HORIZON, "
             "records in between are lost",
@@ -413,7 +356,7 @@ class PipeRunner:
             shard.read_seq,
         )
 
-    def _finish_gone(self, shard: _Shard) -> None:
+    def _finish_gone(self, shard: Shard) -> None:
         logger.warning(
             "pipe %s: shard %s no longer exists (trimmed); treating it as finished",
             self.settings.name,
@@ -427,15 +370,17 @@ class PipeRunner:
 
     # ------------------------------------------------------------------ sending
 
-    def _flush(self, shard: _Shard) -> int:
+    def _flush(self, shard: Shard) -> int:
         """Send the pending batch; checkpoint only once the target accepted all of it."""
-        sent = self._send(shard, shard.pending)
+        sent = self._target_stage.send(
+            Batch(shard.shard_id, shard.pending, shard.read_seq), self.metrics
+        )
         shard.pending = []
         shard.pending_since = None
         self._commit(shard)
         return sent
 
-    def _commit(self, shard: _Shard) -> None:
+    def _commit(self, shard: Shard) -> None:
         checkpoint = Checkpoint(shard.shard_id, shard.read_seq, shard.finished)
         if checkpoint == shard.saved or (
             checkpoint.sequence_number is None and not checkpoint.finished
@@ -443,109 +388,6 @@ class PipeRunner:
             return
         self._checkpoints.save(checkpoint)
         shard.saved = checkpoint
-
-    def _send(self, shard: _Shard, records: list[PipeRecord]) -> int:
-        waiting: dict[str, tuple[SendMessageBatchRequestEntryTypeDef, PipeRecord]] = {}
-        for index, record in enumerate(records):
-            entry_id = str(index)
-            try:
-                waiting[entry_id] = (self._target.build_entry(entry_id, record), record)
-            except TargetParameterError as exc:
-                self._fail(shard, record, str(exc))
-        entries = [entry for entry, _ in waiting.values()]
-        sent = 0
-        attempt = 0
-        while waiting:
-            try:
-                response = self._sqs.send_message_batch(
-                    QueueUrl=self.settings.target_queue_url,
-                    Entries=[entry for entry, _ in waiting.values()],
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise PipeTargetError(
-                    f"SendMessageBatch to {self.settings.target_queue_url} failed"
-                ) from exc
-            for ok in response.get("Successful", []):
-                if waiting.pop(ok["Id"], None) is not None:
-                    sent += 1
-            for failed in response.get("Failed", []):
-                if failed.get("SenderFault") and failed["Id"] in waiting:
-                    # The request itself is wrong (too long an id, bad body): retrying cannot help.
-                    _, record = waiting.pop(failed["Id"])
-                    self._fail(shard, record, f"{failed.get('Code')}: {failed.get('Message', '')}")
-            if not waiting:
-                break
-            if attempt >= len(ENTRY_RETRY_DELAYS):
-                raise PipeTargetError(
-                    f"{len(waiting)} entries still failing after {attempt} retries; "
-                    "the batch will be re-sent from the checkpoint"
-                )
-            self.metrics.send_retries += len(waiting)
-            self._stop.wait(ENTRY_RETRY_DELAYS[attempt])
-            attempt += 1
-        self.metrics.sent += sent
-        self.metrics.batches += 1
-        if self._extra is not None:
-            self._send_extra(self._extra.extra_entries(entries))
-        logger.debug(
-            "pipe %s: sent %s records of shard %s up to sequence %s",
-            self.settings.name,
-            sent,
-            shard.shard_id,
-            shard.read_seq,
-        )
-        return sent
-
-    def _send_extra(self, extra: list[SendMessageBatchRequestEntryTypeDef]) -> None:
-        """Best effort: the batch itself was accepted, so a lost extra loses nothing."""
-        for start in range(0, len(extra), self.settings.batch_size):
-            try:
-                self._sqs.send_message_batch(
-                    QueueUrl=self.settings.target_queue_url,
-                    Entries=extra[start : start + self.settings.batch_size],
-                )
-            except (ClientError, BotoCoreError) as exc:
-                logger.info("pipe %s: extra entries not sent: %s", self.settings.name, exc)
-
-    def _fail(self, shard: _Shard, record: PipeRecord, reason: str) -> None:
-        """The pipe's failure log: a warning, `failures`, a counter, and the DLQ if configured."""
-        seq = sequence_number(record)
-        failure = PipeFailure(shard.shard_id, seq, record["eventID"], reason)
-        if self.settings.dead_letter_queue_url:
-            self._dead_letter(failure, record)
-        self.failures.append(failure)
-        self.metrics.failed += 1
-        logger.warning(
-            "pipe %s: record %s (sequence %s, shard %s) failed and is skipped: %s",
-            self.settings.name,
-            failure.event_id,
-            seq,
-            shard.shard_id,
-            reason,
-        )
-
-    def _dead_letter(self, failure: PipeFailure, record: PipeRecord) -> None:
-        # Like Pipes for stream sources, the DLQ gets where the record is, not the record.
-        created = record["dynamodb"].get("ApproximateCreationDateTime")
-        body: dict[str, Any] = {
-            "version": "1.0",
-            "context": {"pipeName": self.settings.name, "reason": failure.reason},
-            "DDBStreamBatchInfo": {
-                "shardId": failure.shard_id,
-                "startSequenceNumber": failure.sequence_number,
-                "endSequenceNumber": failure.sequence_number,
-                "approximateArrivalOfFirstRecord": created,
-                "approximateArrivalOfLastRecord": created,
-                "batchSize": 1,
-                "streamArn": self.settings.stream_arn,
-            },
-        }
-        try:
-            self._sqs.send_message(
-                QueueUrl=self.settings.dead_letter_queue_url or "", MessageBody=encode_body(body)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise PipeTargetError("cannot send a failed record to the pipe DLQ") from exc
 
 
 def _error_code(exc: ClientError) -> str:

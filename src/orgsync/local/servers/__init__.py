@@ -1,1 +1,82 @@
-"""TODO"""
+"""The embedded AWS-API-compatible store behind one local endpoint: moto, or DynamoDB Local + moto.
+
+`moto` serves DynamoDB, Streams and SQS from a thread of this process (state in memory only).
+`dynamodb-local` runs Amazon's DynamoDB Local (Java) for DynamoDB and Streams and moto for SQS,
+behind a reverse proxy that routes by X-Amz-Target. Only this package (and `moto_patches`)
+starts or touches moto. No boto3 here.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from orgsync.local.errors import DynamoDBLocalNotFoundError
+from orgsync.local.servers.dynamodb_local import (
+    DynamoDBLocalDistribution,
+    DynamoDBLocalStore,
+    default_dynamodb_local_cache_dir,
+    install_dynamodb_local,
+    locate_dynamodb_local,
+)
+from orgsync.local.servers.moto import MotoStore
+from orgsync.local.servers.ports import find_free_port
+
+__all__ = [
+    "DynamoDBLocalDistribution",
+    "DynamoDBLocalStore",
+    "EmbeddedStore",
+    "MotoStore",
+    "StoreKind",
+    "default_dynamodb_local_cache_dir",
+    "find_free_port",
+    "install_dynamodb_local",
+    "locate_dynamodb_local",
+    "start_store",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class StoreKind(StrEnum):
+    MOTO = "moto"
+    DYNAMODB_LOCAL = "dynamodb-local"
+
+
+class EmbeddedStore(Protocol):
+    """A running local endpoint; `stop` releases its port and any child process."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def start_store(
+    kind: StoreKind | str,
+    *,
+    port: int = 0,
+    state_dir: Path | None = None,
+    dynamodb_local_dir: Path | None = None,
+) -> EmbeddedStore:
+    """Start the chosen store on 127.0.0.1:`port` (0: any free port) and return it running."""
+    store: EmbeddedStore
+    match StoreKind(kind):
+        case StoreKind.MOTO:
+            if state_dir is not None:
+                logger.warning("moto keeps state in memory only: --state-dir is ignored")
+            store = MotoStore(port=port)
+        case StoreKind.DYNAMODB_LOCAL:
+            distribution = locate_dynamodb_local(dynamodb_local_dir)
+            if distribution is None:
+                raise DynamoDBLocalNotFoundError(
+                    "DynamoDB Local not found: run `orgsync local install-dynamodb-local` "
+                    "or set ORGSYNC_DYNAMODB_LOCAL_DIR"
+                )
+            store = DynamoDBLocalStore(distribution, port=port, state_dir=state_dir)
+    store.start()
+    return store

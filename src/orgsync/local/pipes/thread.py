@@ -1,0 +1,69 @@
+"""One pipe runner in a thread of its own: started, stopped, restarted like a pipe's poller.
+
+A restart builds a new runner, which, like a new process, knows only the checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orgsync.local.pipes.runner import PipeRunner
+
+logger = logging.getLogger(__name__)
+
+
+class PipeThread:
+    """One PipeRunner.run(stop) in a thread; remembers why it died, if it did."""
+
+    def __init__(self, runner: PipeRunner) -> None:
+        self.runner = runner
+        self.error: str | None = None
+        self._restarting = False
+        self._restart_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(
+            target=self._run, name=f"orgsync-pipe-{self.runner.settings.name}", daemon=True
+        )
+
+    def restart(self, make_runner: Callable[[], PipeRunner], timeout: float = 10) -> None:
+        """Stop, then run a new runner: like a new process, it knows only the checkpoints.
+
+        Its metrics continue the old ones (drain counts passes across restarts)."""
+        with self._restart_lock:
+            self._restarting = True
+            try:
+                self.stop(timeout)
+                runner = make_runner()
+                runner.metrics = self.runner.metrics
+                self.runner, self.error = runner, None
+                self._stop = threading.Event()
+                self._thread = self._new_thread()
+                self._thread.start()
+            finally:
+                self._restarting = False
+
+    def _run(self) -> None:
+        try:
+            self.runner.run(self._stop)
+        except Exception as exc:  # the pipe stops; status and drain report why
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("pipe %s stopped", self.runner.settings.name)
+
+    @property
+    def alive(self) -> bool:
+        return self._restarting or self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

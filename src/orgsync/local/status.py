@@ -1,0 +1,108 @@
+"""What `EmbeddedStack.status()` reports: queue depths, pipe positions, poller counters.
+
+Plain values, and the one read they need (queue depth); used by `local up`'s status line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orgsync.local.errors import EmbeddedStackError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+    from orgsync.local.lambda_.sqs_poller import PollerStats, SqsEventSourcePoller
+    from orgsync.local.pipes.metrics import PipeMetrics, ShardPosition
+    from orgsync.local.pipes.thread import PipeThread
+
+_DEPTH_ATTRIBUTES: list[Any] = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    url: str
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+@dataclass(frozen=True)
+class PipeStatus:
+    name: str
+    running: bool
+    caught_up: bool
+    metrics: PipeMetrics
+    shards: tuple[ShardPosition, ...]
+    failures: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class PollerStatus:
+    function_name: str
+    queue_name: str
+    concurrency: int
+    stats: PollerStats
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    endpoint_url: str
+    store: str
+    queues: tuple[QueueDepth, ...]
+    pipes: tuple[PipeStatus, ...]
+    pollers: tuple[PollerStatus, ...]
+    faults: Mapping[str, int] = field(default_factory=dict)  # chaos: faults injected by kind
+
+    def queue(self, name: str) -> QueueDepth:
+        for depth in self.queues:
+            if depth.name == name:
+                return depth
+        raise EmbeddedStackError(f"no queue named {name}")
+
+
+def read_queue_depth(sqs: SQSClient, queue_url: str) -> QueueDepth:
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=_DEPTH_ATTRIBUTES)[
+            "Attributes"
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        raise EmbeddedStackError(f"cannot read the depth of {queue_url}: {exc}") from exc
+    return QueueDepth(
+        name=queue_url.rstrip("/").rsplit("/", 1)[-1],
+        url=queue_url,
+        visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+        in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+    )
+
+
+def pipe_status(thread: PipeThread) -> PipeStatus:
+    return PipeStatus(
+        name=thread.runner.settings.name,
+        running=thread.alive,
+        caught_up=thread.runner.is_caught_up(),
+        metrics=thread.runner.metrics.snapshot(),
+        shards=tuple(thread.runner.position()),
+        failures=len(thread.runner.failures),
+        last_error=thread.error,
+    )
+
+
+def poller_status(poller: SqsEventSourcePoller) -> PollerStatus:
+    return PollerStatus(
+        function_name=poller.config.function_name,
+        queue_name=poller.config.queue_url.rsplit("/", 1)[-1],
+        concurrency=poller.config.maximum_concurrency,
+        stats=poller.stats(),
+    )

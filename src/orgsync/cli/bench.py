@@ -1,6 +1,6 @@
 """`orgsync bench`: throughput, lag, requests and price per change, printed and written.
 
-Thin Typer wiring over orgsync.bench.phases; must not import other command modules."""
+Thin Typer wiring over orgsync.bench; must not import other command modules."""
 
 from __future__ import annotations
 
@@ -15,19 +15,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orgsync.bench.phases import BenchOptions, BenchPlan, run_bench
+from orgsync.bench.phases import run_bench
+from orgsync.bench.plan import BenchOptions, BenchPlan
 from orgsync.bench.plot import plot_lag
-from orgsync.cli.root import (
+from orgsync.cli.embedded import (
     StoreOption,
     TemplateOption,
-    _dynamodb_local_dir,
-    _out_console,
-    _settings,
-    _store_kind,
-    _table,
-    _template_path,
-    app,
+    dynamodb_local_dir,
+    store_kind,
+    template_path,
 )
+from orgsync.cli.render import new_table, out_console
+from orgsync.cli.root import app, settings_of
 
 
 @app.command("bench")
@@ -63,15 +62,15 @@ def bench_command(
     """Measure throughput, lag, requests and price per change against the store's own ceiling."""
     plan = BenchPlan.tiny() if smoke else BenchPlan.quick() if quick else BenchPlan.full()
     options = BenchOptions(
-        template_path=_template_path(template),
+        template_path=template_path(template),
         plan=dataclasses.replace(plan, writers=writers),
-        store=_store_kind(store),
-        endpoint_url=endpoint_url or _settings(ctx).endpoint_url,
-        name_prefix=_settings(ctx).name_prefix,
-        dynamodb_local_dir=_dynamodb_local_dir(),
+        store=store_kind(store),
+        endpoint_url=endpoint_url or settings_of(ctx).endpoint_url,
+        name_prefix=settings_of(ctx).name_prefix,
+        dynamodb_local_dir=dynamodb_local_dir(),
         command=" ".join(["orgsync", *sys.argv[1:]]),
     )
-    console = _out_console()
+    console = out_console()
     started = time.monotonic()
     with console.status("starting", spinner="dots") as spinner:
 
@@ -95,7 +94,7 @@ def bench_command(
 
 def _print_bench(console: Console, figures: dict[str, Any]) -> None:
     summary, targets = figures["summary"], figures["targets"]
-    steps = _table("offered/s", "written/s", "replicated/s", "lag p50", "lag p99", "kept up")
+    steps = new_table("offered/s", "written/s", "replicated/s", "lag p50", "lag p99", "kept up")
     steps.title = "replication steps (lag: write acknowledged → membership visible)"
     for step in figures["replication"]["steps"]:
         steps.add_row(
@@ -107,7 +106,7 @@ def _print_bench(console: Console, figures: dict[str, Any]) -> None:
             "yes" if step["kept_up"] else "no",
         )
     console.print(steps)
-    table = _table("figure", "measured", "target")
+    table = new_table("figure", "measured", "target")
     table.title = f"orgsync bench ({figures['machine']['store']}, {figures['seconds']} s)"
     requests = summary["requests_per_change"] or {}
     burst = (figures["cost"]["pipeline_bursts"] or {}).get("costs") or {}

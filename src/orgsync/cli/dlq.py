@@ -11,16 +11,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from orgsync.cli.root import (
-    JsonOption,
-    _clients,
-    _out_console,
-    _print_json,
-    _progress,
-    _settings,
-    _table,
-    dlq_app,
-)
+from orgsync.cli.render import new_progress, new_table, out_console, print_json
+from orgsync.cli.root import JsonOption, clients_of, dlq_app, settings_of
 from orgsync.ops import dlq, status
 
 
@@ -31,19 +23,21 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """Peek at DLQ messages without consuming them (they are visible again right after)."""
-    sqs = _clients(ctx).sqs
-    queue_url = sqs.get_queue_url(QueueName=_settings(ctx).dead_letter_queue)["QueueUrl"]
+    sqs = clients_of(ctx).sqs
+    queue_url = sqs.get_queue_url(QueueName=settings_of(ctx).dead_letter_queue)["QueueUrl"]
     messages = dlq.peek_messages(sqs, queue_url, limit=limit)
     now = datetime.now(tz=UTC)
     if as_json:
-        _print_json(
+        print_json(
             [
                 {**dataclasses.asdict(message), "age_seconds": message.age_seconds(now)}
                 for message in messages
             ]
         )
         return
-    table = _table("reason", "user id", "event", "sequence number", "age", "detail", "message id")
+    table = new_table(
+        "reason", "user id", "event", "sequence number", "age", "detail", "message id"
+    )
     for message in messages:
         table.add_row(
             message.reason,
@@ -54,8 +48,8 @@ def dlq_list(
             message.detail or "",
             message.message_id,
         )
-    _out_console().print(table)
-    _out_console().print(f"{len(messages)} message(s) shown", highlight=False)
+    out_console().print(table)
+    out_console().print(f"{len(messages)} message(s) shown", highlight=False)
 
 
 @dlq_app.command("redrive")
@@ -70,13 +64,13 @@ def dlq_redrive(
     ] = dlq.RedriveMethod.AUTO,
 ) -> None:
     """Move DLQ messages back to the main queue, keeping their message group."""
-    settings = _settings(ctx)
-    sqs = _clients(ctx).sqs
+    settings = settings_of(ctx)
+    sqs = clients_of(ctx).sqs
     dlq_url = sqs.get_queue_url(QueueName=settings.dead_letter_queue)["QueueUrl"]
     main_url = sqs.get_queue_url(QueueName=settings.main_queue)["QueueUrl"]
     waiting = status.read_queue_depth(sqs, settings.dead_letter_queue).visible
     total = waiting if max_messages is None else min(waiting, max_messages)
-    with _progress("redriving") as progress:
+    with new_progress("redriving") as progress:
         task = progress.add_task("redrive", total=total or None)
         result = dlq.redrive(
             sqs,
@@ -87,14 +81,14 @@ def dlq_redrive(
             on_moved=lambda count: progress.advance(task, count),
         )
     if result.task_handle is not None:
-        _out_console().print(
+        out_console().print(
             f"started SQS move task {escape(result.task_handle)} for about {waiting} message(s) "
             f"from {settings.dead_letter_queue} to {settings.main_queue}; "
             "it runs asynchronously (watch `orgsync status`)",
             highlight=False,
         )
         return
-    _out_console().print(
+    out_console().print(
         f"moved {result.moved} message(s) from {settings.dead_letter_queue} "
         f"to {settings.main_queue} (copy)",
         highlight=False,

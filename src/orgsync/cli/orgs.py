@@ -9,15 +9,8 @@ from typing import Annotated
 
 import typer
 
-from orgsync.cli.root import (
-    JsonOption,
-    _clients,
-    _out_console,
-    _print_json,
-    _settings,
-    _table,
-    orgs_app,
-)
+from orgsync.cli.render import new_table, out_console, print_json
+from orgsync.cli.root import JsonOption, clients_of, orgs_app, settings_of
 from orgsync.ops import orgs
 
 
@@ -26,12 +19,12 @@ def orgs_members(
     ctx: typer.Context, org_id: Annotated[str, typer.Argument()], as_json: JsonOption = False
 ) -> None:
     """List an organization's members (one paginated Query)."""
-    settings = _settings(ctx)
-    members = orgs.list_members(_clients(ctx).dynamodb, settings.organizations_table, org_id)
+    settings = settings_of(ctx)
+    members = orgs.list_members(clients_of(ctx).dynamodb, settings.organizations_table, org_id)
     if as_json:
-        _print_json([dataclasses.asdict(member) for member in members])
+        print_json([dataclasses.asdict(member) for member in members])
         return
-    table = _table("user id", "email", "status", "source seq", title=f"members of {org_id}")
+    table = new_table("user id", "email", "status", "source seq", title=f"members of {org_id}")
     for member in members:
         table.add_row(
             member.user_id,
@@ -39,5 +32,5 @@ def orgs_members(
             member.status or "",
             str(member.source_seq),
         )
-    _out_console().print(table)
-    _out_console().print(f"{len(members)} member(s)", highlight=False)
+    out_console().print(table)
+    out_console().print(f"{len(members)} member(s)", highlight=False)

@@ -9,16 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from orgsync.cli.root import (
-    JsonOption,
-    _clients,
-    _out_console,
-    _print_json,
-    _progress,
-    _settings,
-    _table,
-    app,
-)
+from orgsync.cli.render import new_progress, new_table, out_console, print_json
+from orgsync.cli.root import JsonOption, app, clients_of, settings_of
 from orgsync.ops.reconcile import MEMBERSHIP_DRIFT_KINDS, Phase, ReconcileReport, reconcile
 
 
@@ -38,8 +30,8 @@ def reconcile_command(
     as_json: JsonOption = False,
 ) -> None:
     """Compare every user with its memberships and REPLICATION record; backfill and repair."""
-    settings = _settings(ctx)
-    dynamodb = _clients(ctx).dynamodb
+    settings = settings_of(ctx)
+    dynamodb = clients_of(ctx).dynamodb
     options: dict[str, Any] = {
         "users_table": settings.users_table,
         "organizations_table": settings.organizations_table,
@@ -48,9 +40,9 @@ def reconcile_command(
     }
     if as_json:
         report = reconcile(dynamodb, **options)
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
-        with _progress("{task.description:<20}") as progress:
+        with new_progress("{task.description:<20}") as progress:
             tasks = {phase: progress.add_task(phase.value, total=None) for phase in Phase}
 
             def advance(phase: Phase, done: int, total: int | None) -> None:
@@ -63,7 +55,7 @@ def reconcile_command(
 
 
 def _print_reconcile(report: ReconcileReport) -> None:
-    console = _out_console()
+    console = out_console()
     console.print(
         f"scanned {report.users_scanned} user(s), {report.memberships_scanned} membership(s), "
         f"{report.replication_records_scanned} REPLICATION record(s) in {report.seconds:.1f} s "
@@ -71,7 +63,7 @@ def _print_reconcile(report: ReconcileReport) -> None:
         highlight=False,
     )
     if report.drift:
-        table = _table("drift", "count", "counts", title="drift found")
+        table = new_table("drift", "count", "counts", title="drift found")
         for kind, count in report.drift.items():
             unit = "memberships" if kind in MEMBERSHIP_DRIFT_KINDS else "users"
             table.add_row(kind, str(count), unit)

@@ -11,15 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orgsync.cli.root import (
-    JsonOption,
-    _clients,
-    _out_console,
-    _print_json,
-    _settings,
-    _table,
-    app,
-)
+from orgsync.cli.render import new_table, out_console, print_json
+from orgsync.cli.root import JsonOption, app, clients_of, settings_of
 from orgsync.ops import status
 
 
@@ -32,8 +25,8 @@ def status_command(
     as_json: JsonOption = False,
 ) -> None:
     """Queue and DLQ depth, table sizes, local pipe position per shard."""
-    settings = _settings(ctx)
-    clients = _clients(ctx)
+    settings = settings_of(ctx)
+    clients = clients_of(ctx)
     snapshot = status.read_status(
         clients.sqs,
         clients.dynamodb,
@@ -45,21 +38,21 @@ def status_command(
         organizations_table=settings.organizations_table,
     )
     if as_json:
-        _print_json(dataclasses.asdict(snapshot))
+        print_json(dataclasses.asdict(snapshot))
         return
-    console = _out_console()
-    queues = _table("queue", "visible", "in flight", "delayed", title="queues")
+    console = out_console()
+    queues = new_table("queue", "visible", "in flight", "delayed", title="queues")
     for depth in (snapshot.main_queue, snapshot.dead_letter_queue):
         queues.add_row(depth.name, str(depth.visible), str(depth.in_flight), str(depth.delayed))
     console.print(queues)
-    tables = _table("table", "items (approximate)", title="tables")
+    tables = new_table("table", "items (approximate)", title="tables")
     for summary in snapshot.tables:
         tables.add_row(summary.name, "?" if summary.item_count is None else str(summary.item_count))
     console.print(tables)
     if snapshot.pipe_positions is None:
         console.print("pipe: no local checkpoint table (on AWS, EventBridge Pipes tracks it)")
     else:
-        pipe = _table("pipe", "shard", "sequence number", "finished", title="pipe position")
+        pipe = new_table("pipe", "shard", "sequence number", "finished", title="pipe position")
         for position in snapshot.pipe_positions:
             pipe.add_row(
                 position.pipe,
@@ -78,7 +71,9 @@ def _print_user_replication(
     if record is None:
         console.print(f"user {escape(user_id)}: no REPLICATION record yet", highlight=False)
         return
-    table = _table("user id", "seq", "orgs", "deleted", "pending seq", "dirty", title="replication")
+    table = new_table(
+        "user id", "seq", "orgs", "deleted", "pending seq", "dirty", title="replication"
+    )
     table.add_row(
         record.user_id,
         "-" if record.seq is None else str(record.seq),

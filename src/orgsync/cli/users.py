@@ -10,15 +10,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from orgsync.cli.root import (
-    JsonOption,
-    _clients,
-    _out_console,
-    _print_json,
-    _settings,
-    _table,
-    users_app,
-)
+from orgsync.cli.render import new_table, out_console, print_json
+from orgsync.cli.root import JsonOption, clients_of, settings_of, users_app
 from orgsync.ops import users
 
 
@@ -40,11 +33,11 @@ def users_put(
     no_orgs: Annotated[bool, typer.Option("--no-orgs", help="Belong to no organization.")] = False,
 ) -> None:
     """Write a user item (defaults reproduce the seed's put-item)."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     organizations = () if no_orgs else tuple(org or users.DEFAULT_ORGANIZATIONS)
     user = users.User(user_id=user_id, email=email, status=user_status, organizations=organizations)
-    users.put_user(_clients(ctx).dynamodb, settings.users_table, user)
-    _out_console().print(
+    users.put_user(clients_of(ctx).dynamodb, settings.users_table, user)
+    out_console().print(
         f"put user [bold]{escape(user_id)}[/bold] in {settings.users_table} "
         f"(organizations: {escape(', '.join(organizations)) or 'none'})",
         highlight=False,
@@ -56,19 +49,19 @@ def users_get(
     ctx: typer.Context, user_id: Annotated[str, typer.Argument()], as_json: JsonOption = False
 ) -> None:
     """Show one user item (strongly consistent read)."""
-    user = users.get_user(_clients(ctx).dynamodb, _settings(ctx).users_table, user_id)
+    user = users.get_user(clients_of(ctx).dynamodb, settings_of(ctx).users_table, user_id)
     if as_json:
-        _print_json(dataclasses.asdict(user))
+        print_json(dataclasses.asdict(user))
         return
-    table = _table("user id", "email", "status", "organizations")
+    table = new_table("user id", "email", "status", "organizations")
     table.add_row(user.user_id, user.email, user.status, ", ".join(user.organizations))
-    _out_console().print(table)
+    out_console().print(table)
 
 
 @users_app.command("delete")
 def users_delete(ctx: typer.Context, user_id: Annotated[str, typer.Argument()]) -> None:
     """Delete a user item; its memberships go when the replication sees the REMOVE."""
-    settings = _settings(ctx)
-    existed = users.delete_user(_clients(ctx).dynamodb, settings.users_table, user_id)
+    settings = settings_of(ctx)
+    existed = users.delete_user(clients_of(ctx).dynamodb, settings.users_table, user_id)
     verdict = "deleted user" if existed else "no such user (nothing deleted):"
-    _out_console().print(f"{verdict} {escape(user_id)} in {settings.users_table}", highlight=False)
+    out_console().print(f"{verdict} {escape(user_id)} in {settings.users_table}", highlight=False)

@@ -22,14 +22,9 @@ from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, Re
 from orgsync.local.clients import StackClients
 from orgsync.local.drain import drain_pipeline
 from orgsync.local.errors import EmbeddedStackError
-from orgsync.local.lambda_.runtime import (
-    Handler,
-    apply_environment,
-    import_handler,
-    lambda_environment,
-    restore_environment,
-)
-from orgsync.local.lambda_.sqs_poller import EventSourceConfig, SqsEventSourcePoller
+from orgsync.local.lambda_.event_sources import event_source_pollers
+from orgsync.local.lambda_.runtime import Handler
+from orgsync.local.lambda_.sqs_poller import SqsEventSourcePoller
 from orgsync.local.servers import EmbeddedStore, start_store
 from orgsync.local.status import (
     PipeStatus,
@@ -185,7 +180,7 @@ class EmbeddedStack:
         )
 
     def _account_id(self) -> str:
-        # moto answers 123456789012, EmbeddedStack 000000000000, AWS the real one: queue URLs and
+        # moto answers 123456789012, LocalStack 000000000000, AWS the real one: queue URLs and
         # ARNs built from the template must carry the same.
         try:
             return str(self.client("sts").get_caller_identity()["Account"])
@@ -267,45 +262,22 @@ class EmbeddedStack:
             self._runner_factories.append(make_runner)
 
     def _start_pollers(self, model: StackModel, created: CreatedResources) -> None:
-        embedded = self._store is not None
-        for function in model.functions:
-            sources = [source for source in function.sqs_event_sources if source.enabled]
-            if not sources:
-                continue
-            environment = lambda_environment(
-                function,
-                endpoint_url=self._endpoint_url,
-                region=self.options.region,
-                emit_metrics=self.options.emit_metrics,
-            )
-            # Each stack start is a cold start: the handler module runs anew (see import_handler),
-            # with the function's environment already set, as Lambda does: Powertools reads
-            # POWERTOOLS_LOG_LEVEL and friends at import. The poller sets it again while it runs.
-            previous = apply_environment(environment)
-            try:
-                handler = self.options.handler or import_handler(function.handler, fresh=True)
-            finally:
-                restore_environment(previous)
-            for source in sources:
-                queue = model.queue_named(source.queue_name)
-                config = EventSourceConfig.for_function(
-                    function,
-                    source,
-                    region=self.options.region,
-                    queue_url=created.queue_urls[queue.logical_id],
-                    queue_arn=created.queue_arns[queue.logical_id],
-                    maximum_concurrency=self.options.maximum_concurrency,
-                    receive_wait_seconds=0 if embedded else 1,
-                )
-                poller = SqsEventSourcePoller(
-                    config,
-                    sqs=self.client("sqs"),
-                    handler=handler,
-                    environment=environment,
-                    faults=self._chaos,
-                )
-                poller.start()
-                self._pollers.append(poller)
+        self._pollers = event_source_pollers(
+            model,
+            created,
+            sqs=self.client("sqs"),
+            endpoint_url=self.endpoint_url,
+            region=self.options.region,
+            handler=self.options.handler,
+            emit_metrics=self.options.emit_metrics,
+            maximum_concurrency=self.options.maximum_concurrency,
+            # moto's long poll spins while a visible message's group is blocked: short polls
+            # with an idle pause cost the embedded store less; real endpoints get long polls.
+            receive_wait_seconds=0 if self._store is not None else 1,
+            faults=self._chaos,
+        )
+        for poller in self._pollers:
+            poller.start()
 
     def stop(self) -> None:
         """Stop the poller (running invocations finish), the pipe, then the store."""

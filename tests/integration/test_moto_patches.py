@@ -3,6 +3,10 @@ all-or-nothing rollback intact: puts, in-place updates, deletes and stream recor
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from botocore.exceptions import ClientError
 from conftest import AwsStack
@@ -129,3 +133,64 @@ def stream_records(aws: AwsStack) -> list[str]:
     )["ShardIterator"]
     records = aws.streams.get_records(ShardIterator=iterator)["Records"]
     return [record["eventID"] for record in records]
+
+
+RESET_SCRIPT = """
+import json, urllib.request
+import boto3
+from botocore.exceptions import ClientError
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Item, Table
+from orgsync.local.servers import MotoStore
+
+store = MotoStore()
+store.start()
+urllib.request.urlopen(
+    urllib.request.Request(store.endpoint_url + "/moto-api/reset", method="POST")
+).read()
+client = boto3.client(
+    "dynamodb", endpoint_url=store.endpoint_url, region_name="us-east-1",
+    aws_access_key_id="testing", aws_secret_access_key="testing",
+)
+client.create_table(
+    TableName="t", BillingMode="PAY_PER_REQUEST",
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+)
+for round_ in range(3):
+    client.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "t", "Item": {"pk": {"S": f"{round_}-{i}"}}}} for i in range(10)
+    ])
+try:
+    client.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}},
+        {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "absent"}},
+                            "ConditionExpression": "attribute_exists(pk)"}},
+    ])
+except ClientError:
+    pass
+print(json.dumps({
+    "tracked": len(Table.instances_tracked) + len(Item.instances_tracked),
+    "undo_log": DynamoDBBackend.transact_write_items.__name__,
+    "rolled_back": "Item" not in client.get_item(TableName="t", Key={"pk": {"S": "new"}}),
+    "items": client.scan(TableName="t")["Count"],
+}))
+store.stop()
+"""
+
+
+def test_the_patches_survive_a_moto_api_reset(tmp_path):
+    # In a process of its own: a reset wipes every moto backend of the process it reaches.
+    script = tmp_path / "reset.py"
+    script.write_text(RESET_SCRIPT)
+    completed = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert figures == {
+        "tracked": 0,
+        "undo_log": "transact_with_undo_log",
+        "rolled_back": True,
+        "items": 30,
+    }

@@ -1,9 +1,10 @@
-"""In-memory implementation of the replication port, for domain unit tests only."""
+"""In-memory implementations of the consumer's ports, for unit tests only."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from orgsync.consumer.dead_letter import Rejection
 from orgsync.domain.apply import COMMITTED, CONFLICT, CommitResult, CommitStatus
 from orgsync.domain.model import Membership, ReplicationState
 from orgsync.domain.rule import Plan
@@ -19,9 +20,12 @@ class FakeReplicationStore:
         self.commits = 0
         self.conflicts_to_inject: dict[str, int] = {}
         self.failures_to_inject: set[str] = set()
+        self.read_error: Exception | None = None
 
     def read(self, user_ids: Collection[str]) -> dict[str, ReplicationState | None]:
         self.reads += 1
+        if self.read_error is not None:
+            raise self.read_error
         return {user_id: self.records.get(user_id) for user_id in user_ids}
 
     def commit(self, plans: Sequence[Plan]) -> dict[str, CommitResult]:
@@ -63,3 +67,21 @@ class FakeReplicationStore:
                 fingerprint=current.fingerprint,
                 deleted=current.deleted,
             )
+
+
+class FakeDeadLetterSink:
+    """Collects what the consumer forwards; `refuse` makes a forward of those ids fail."""
+
+    def __init__(self) -> None:
+        self.forwarded: list[Rejection] = []
+        self.refuse: set[str] = set()
+
+    def forward(self, rejections: Sequence[Rejection]) -> dict[str, str | None]:
+        results: dict[str, str | None] = {}
+        for rejection in rejections:
+            if rejection.message_id in self.refuse:
+                results[rejection.message_id] = "injected: SendMessageBatch failed"
+            else:
+                self.forwarded.append(rejection)
+                results[rejection.message_id] = None
+        return results

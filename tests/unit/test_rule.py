@@ -169,3 +169,29 @@ def test_replaying_any_older_change_or_any_change_twice_changes_nothing():
         assert results["u"].status is ApplyStatus.SETTLED
         assert isinstance(results["u"].settled, Stale)
     assert store.memberships == final
+
+
+def test_a_committed_plan_leaves_the_new_orgs_and_seq_under_the_next_revision():
+    current = replicated(3, ["a"], revision=7)
+    plan = decide(change("u", 5, ["b"], status="SUSPENDED"), current)
+    assert isinstance(plan, Plan)
+    committed = plan.committed_state()
+    assert (committed.seq, committed.revision, committed.orgs) == (5, 8, frozenset({"b"}))
+    assert committed.fingerprint == plan.fingerprint
+    assert committed.pending_seq is None
+    assert not committed.deleted
+    gone = decide(removal("u", 6), current)
+    assert isinstance(gone, Plan)
+    assert gone.committed_state().deleted
+
+
+def test_a_claim_keeps_what_is_replicated_and_bounds_every_membership_the_user_may_have():
+    current = replicated(3, ["a", "b"], revision=7)
+    plan = decide(change("u", 5, ["b", "c"]), current)
+    assert isinstance(plan, Plan)
+    claim = plan.claim_state()
+    assert (claim.seq, claim.revision, claim.orgs) == (3, 8, frozenset({"a", "b"}))
+    assert claim.pending_seq == 5
+    assert claim.possible_orgs == {"a", "b", "c"}
+    # The final write is fenced on the claim: one revision after it.
+    assert plan.committed_state(fence_revision=claim.revision).revision == 9

@@ -4,7 +4,7 @@ Each history runs under its own drawn chaos spec (seed and rates), writes users 
 changes, org moves, users in more than 100 orgs, deletions, re-creations), non-user items,
 invalid user items and poison messages sent straight to the main queue. At the end the faults
 are silenced, the pipeline drained, everything dead-lettered redriven (in FIFO or shuffled
-order), drained again, and DESIGN §2 rule 7 checked for every user of the tables.
+order), drained again, and docs/design.md §2 rule 7 checked for every user of the tables.
 
 ORGSYNC_SOAK_EXAMPLES=N runs N histories per store (scripts/soak); CI runs a few.
 """
@@ -177,7 +177,7 @@ class ConvergenceMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.big_writes < 1)
     @rule(user_id=users, count=st.integers(101, 200), offset=st.integers(0, 199))
     def join_many_orgs(self, user_id: str, count: int, offset: int) -> None:
-        """More than 100 memberships: a chunked commit (DESIGN §2 rule 6)."""
+        """More than 100 memberships: a chunked commit (docs/design.md §2 rule 6)."""
         self.big_writes += 1
         orgs = [BIG_ORGS[(offset + index) % len(BIG_ORGS)] for index in range(count)]
         self._put(user_id, orgs, "ACTIVE", string_set=True)

@@ -1,4 +1,4 @@
-"""Checks that template.yaml deploys and carries every setting of DESIGN.md §3.
+"""Checks that template.yaml deploys and carries every setting of docs/pipeline-settings.md.
 
 Offline only: cfn-lint and the SAM translator run in-process, no AWS account, no network.
 """
@@ -351,6 +351,14 @@ def test_consumer_runs_python_3_13_on_arm64_from_the_orgsync_package(
     assert function["Architectures"] == ["arm64"]
     assert function["CodeUri"] == "src/"
     assert function["Handler"] == "orgsync.consumer.handler.lambda_handler"
+
+
+def test_consumer_is_built_by_the_makefile_that_ships_only_the_handlers_closure(
+    resources: dict[str, Any],
+) -> None:
+    # What the Makefile copies is checked in test_lambda_artifact.py.
+    assert resources["StreamConsumerFunction"]["Metadata"] == {"BuildMethod": "makefile"}
+    assert "build-StreamConsumerFunction:" in (ROOT / "src" / "Makefile").read_text()
 
 
 def test_consumer_event_source_reports_partial_failures_in_batches_of_ten(

@@ -1,4 +1,4 @@
-"""AWS list prices from shared/AWS_FACTS.md, and the price of one million user changes.
+"""AWS list prices from docs/aws-facts.md, and the price of one million user changes.
 
 Pure arithmetic over measured usage; no I/O. Usage that a local run cannot stand for (idle
 polling, the local pipe's checkpoint table) is left out of the price and reported apart.
@@ -14,7 +14,7 @@ MILLION = 1_000_000
 
 @dataclass(frozen=True)
 class Prices:
-    """USD, us-east-1 list prices as AWS_FACTS.md records them (some marked 3rd-party there)."""
+    """USD, us-east-1 list prices as docs/aws-facts.md records them (some 3rd-party there)."""
 
     dynamodb_write_request_unit: float = 0.625 / MILLION  # on-demand WRU
     dynamodb_read_request_unit: float = 0.125 / MILLION  # on-demand RRU
@@ -22,7 +22,7 @@ class Prices:
     lambda_request: float = 0.20 / MILLION
     lambda_gb_second_arm64: float = 0.0000133334
     pipes_request: float = 0.40 / MILLION  # after filtering, per 64 KB chunk
-    # DynamoDB bills a transactional write of an item ≤ 1 KB as 2 WRU (AWS_FACTS.md).
+    # DynamoDB bills a transactional write of an item ≤ 1 KB as 2 WRU (docs/aws-facts.md).
     transactional_write_units: int = 2
     lambda_memory_gb: float = 0.5  # template.yaml: MemorySize 512, arm64
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The seed's resource names (DESIGN.md §3); a prefix lets several stacks share one account.
+# The seed's resource names (docs/design.md §3); a prefix lets several stacks share one account.
 USERS_TABLE = "poc-users"
 ORGANIZATIONS_TABLE = "poc-organizations"
 MAIN_QUEUE = "user-dynamo-stream.fifo"

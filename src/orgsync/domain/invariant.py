@@ -1,4 +1,4 @@
-"""The replication invariant (DESIGN §2 rule 7) as a pure comparison of two tables' contents.
+"""The replication invariant (docs/design.md §2 rule 7): a pure comparison of two tables.
 
 Given the users and the membership items, say exactly how the org table differs from what the
 users table implies. Tests, the demo and `orgsync reconcile` all judge convergence with this.

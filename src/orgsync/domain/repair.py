@@ -1,4 +1,4 @@
-"""Anti-entropy planning (DESIGN §2, `orgsync reconcile`): judge one user's replica, plan a repair.
+"""Anti-entropy planning (docs/design.md §2, `orgsync reconcile`): judge a replica, plan a repair.
 
 Pure: standard library and the domain only. A repair is an ordinary `Plan` that keeps the
 REPLICATION record's `seq`, so any stream record not yet applied still wins when it arrives.

@@ -18,7 +18,7 @@ __all__ = ["Membership", "list_members"]
 
 
 def list_members(dynamodb: DynamoDBClient, table_name: str, org_id: str) -> list[Membership]:
-    """One paginated Query (DESIGN.md §1); strongly consistent so a just-replicated change shows."""
+    """One paginated Query (docs/design.md §1); consistent, so a just-replicated change shows."""
     paginator = dynamodb.get_paginator("query")
     pages = paginator.paginate(
         TableName=table_name,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orgsync.schema.attributes import string_of
+
 USER_PREFIX = "USER#"
 USER_SORT_KEY = "METADATA"
 ORGANIZATION_PREFIX = "ORGANIZATION#"
@@ -64,7 +66,7 @@ def membership_of_key(pk: str, sk: str) -> tuple[str, str] | None:
 def key_strings(item: TypedItem) -> tuple[str, str]:
     """The item's `pk` and `sk` as strings ('' where absent or not strings)."""
     pk, sk = item.get("pk"), item.get("sk")
-    return _string(pk), _string(sk)
+    return string_of(pk) or "", string_of(sk) or ""
 
 
 def keys_too_long(user_id: str, org_ids: frozenset[str]) -> str | None:
@@ -75,11 +77,3 @@ def keys_too_long(user_id: str, org_ids: frozenset[str]) -> str | None:
         if len((ORGANIZATION_PREFIX + org_id).encode()) > MAX_PARTITION_KEY_BYTES:
             return "org id too long for a partition key"
     return None
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, dict):
-        text = value.get("S")
-        if isinstance(text, str):
-            return text
-    return ""

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orgsync.domain.model import Membership, ReplicationState
+from orgsync.schema.attributes import string_of
 from orgsync.schema.keys import (
     TypedItem,
     key_strings,
@@ -50,8 +51,8 @@ def decode_membership(item: Mapping[str, Any]) -> Membership | None:
     return Membership(
         org_id=org_id,
         user_id=user_id,
-        email=_string(item.get("email")),
-        status=_string(item.get("status")),
+        email=string_of(item.get("email")),
+        status=string_of(item.get("status")),
         source_seq=_int_or_zero(item.get("source_seq")),
     )
 
@@ -104,14 +105,6 @@ def _decode_string_list(value: Mapping[str, Any] | None) -> frozenset[str]:
     if "SS" in value:
         return frozenset(value["SS"])
     return frozenset(element["S"] for element in value.get("L", []))
-
-
-def _string(value: Any) -> str | None:
-    if isinstance(value, dict):
-        text = value.get("S")
-        if isinstance(text, str):
-            return text
-    return None
 
 
 def _int_or_zero(value: Any) -> int:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from orgsync.domain.model import ChangeKind, UserChange
+from orgsync.schema.attributes import string_of
 from orgsync.schema.keys import USER_PREFIX, USER_SORT_KEY
 from orgsync.schema.rejection import Rejected, RejectedItemError, RejectReason
 from orgsync.schema.users import check_keys, decode_user_state
@@ -61,8 +62,8 @@ def decode_record(record: Any) -> DecodeResult:
         keys = stream.get("Keys")
         if not isinstance(keys, dict):
             raise RejectedItemError(RejectReason.NOT_A_STREAM_RECORD, "no 'dynamodb.Keys' object")
-        pk = _string_value(keys.get("pk"))
-        sk = _string_value(keys.get("sk"))
+        pk = string_of(keys.get("pk"))
+        sk = string_of(keys.get("sk"))
         if pk is None or sk is None:
             raise RejectedItemError(
                 RejectReason.NOT_A_STREAM_RECORD, "keys 'pk'/'sk' are not strings"
@@ -109,14 +110,6 @@ def _parse_sequence_number(value: Any) -> int:
     raise RejectedItemError(
         RejectReason.INVALID_SEQUENCE_NUMBER, "SequenceNumber missing or not numeric"
     )
-
-
-def _string_value(value: Any) -> str | None:
-    if isinstance(value, dict):
-        text = value.get("S")
-        if isinstance(text, str):
-            return text
-    return None
 
 
 def _is_ttl_delete(record: Mapping[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgsync.domain.model import UserState
+from orgsync.schema.attributes import string_of
 from orgsync.schema.keys import TypedItem, key_strings, keys_too_long, user_id_of_user_key, user_key
 from orgsync.schema.rejection import Rejected, RejectedItemError, RejectReason
 
@@ -43,8 +44,8 @@ def decode_user(user_id: str, item: Mapping[str, Any]) -> User:
     """The operator's view of an item: missing or malformed attributes show as empty."""
     return User(
         user_id=user_id,
-        email=_string(item.get("email")) or "",
-        status=_string(item.get("status")) or "",
+        email=string_of(item.get("email")) or "",
+        status=string_of(item.get("status")) or "",
         organizations=_shown_organizations(item.get("organizations")),
     )
 
@@ -81,7 +82,7 @@ def _optional_string(image: Mapping[str, Any], name: str) -> str | None:
     value = image.get(name)
     if value is None or value == _NULL:
         return None
-    text = _string(value)
+    text = string_of(value)
     if text is None:
         raise RejectedItemError(RejectReason.INVALID_ATTRIBUTE, f"'{name}' is not a string")
     return text
@@ -101,7 +102,7 @@ def _organizations(value: Any) -> frozenset[str]:
             )
         return frozenset(items)
     if "L" in value and isinstance(value["L"], list):
-        org_ids = [_string(element) for element in value["L"]]
+        org_ids = [string_of(element) for element in value["L"]]
         if not all(org_ids):
             raise RejectedItemError(
                 RejectReason.INVALID_ORGANIZATIONS,
@@ -123,12 +124,4 @@ def _shown_organizations(value: Any) -> tuple[str, ...]:
     elements = value.get("L")
     if not isinstance(elements, list):
         return ()
-    return tuple(text for element in elements if (text := _string(element)) is not None)
-
-
-def _string(value: Any) -> str | None:
-    if isinstance(value, dict):
-        text = value.get("S")
-        if isinstance(text, str):
-            return text
-    return None
+    return tuple(text for element in elements if (text := string_of(element)) is not None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import CLEAN_CLI_ENV
+from integration_stack import CLEAN_CLI_ENV
 from typer.testing import CliRunner
 
 from orgsync.cli import app

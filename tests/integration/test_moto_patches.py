@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import AwsStack
+from integration_stack import AwsStack
 from moto.dynamodb.models.table import Item, Table
 
 
@@ -194,3 +194,23 @@ def test_the_patches_survive_a_moto_api_reset(tmp_path):
         "rolled_back": True,
         "items": 30,
     }
+
+
+def test_a_malformed_number_in_a_transaction_key_is_a_client_error_not_a_server_error(
+    aws: AwsStack,
+):
+    # The undo log saves nothing for an action moto will reject; moto then answers as usual.
+    with pytest.raises(ClientError) as refused:
+        aws.dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": aws.organizations_table, "Item": key("ok")}},
+                {
+                    "Delete": {
+                        "TableName": aws.organizations_table,
+                        "Key": {"pk": {"N": "abc"}, "sk": {"S": "x"}},
+                    }
+                },
+            ]
+        )
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "Item" not in aws.dynamodb.get_item(TableName=aws.organizations_table, Key=key("ok"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import client
+from integration_stack import client
 
 from orgsync.local.pipes.runner import PipeRunner
 from orgsync.local.pipes.settings import PipeSettings

@@ -13,7 +13,7 @@ import random
 import threading
 from typing import Any
 
-from conftest import CLEAN_CLI_ENV, AwsStack, UsersWriter, assert_invariant, consume
+from integration_stack import CLEAN_CLI_ENV, AwsStack, UsersWriter, assert_invariant, consume
 from stream_records import user_image
 from typer.testing import CliRunner
 

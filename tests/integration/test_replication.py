@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import UsersWriter, assert_invariant, consume, consumer_for, org_table
+from integration_stack import UsersWriter, assert_invariant, consume, consumer_for, org_table
 from stream_records import body, sqs_event, sqs_message, stream_record
 
 from orgsync.consumer import handler

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import client
+from integration_stack import client
 
 _names = itertools.count()
 

@@ -92,7 +92,8 @@ def apply_decisions(
     for attempt in range(1, max_attempts + 1):
         if not pending:
             break
-        decisions = decide_all(port.read(pending))
+        read = port.read(pending)
+        decisions = decide_all({user_id: read.get(user_id) for user_id in pending})
         plans: list[Plan] = []
         for user_id in pending:
             decision = decisions.get(user_id)

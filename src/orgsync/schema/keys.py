@@ -6,6 +6,7 @@ Pure: standard library only. `<user_id>` is everything after the first `USER#`, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from orgsync.schema.attributes import string_of
@@ -63,7 +64,7 @@ def membership_of_key(pk: str, sk: str) -> tuple[str, str] | None:
     return pk[len(ORGANIZATION_PREFIX) :], sk[len(MEMBERSHIP_PREFIX) :]
 
 
-def key_strings(item: TypedItem) -> tuple[str, str]:
+def key_strings(item: Mapping[str, Any]) -> tuple[str, str]:
     """The item's `pk` and `sk` as strings ('' where absent or not strings)."""
     pk, sk = item.get("pk"), item.get("sk")
     return string_of(pk) or "", string_of(sk) or ""

@@ -44,7 +44,7 @@ def decode_membership(item: Mapping[str, Any]) -> Membership | None:
     Lenient about attributes (a membership edited by hand is still judged, not skipped): an
     email or status that is not a string reads as absent, a bad `source_seq` as 0.
     """
-    ids = membership_of_key(*key_strings(dict(item)))
+    ids = membership_of_key(*key_strings(item))
     if ids is None:
         return None
     org_id, user_id = ids
@@ -78,7 +78,7 @@ def replication_item(
 
 def replication_user_id(item: Mapping[str, Any]) -> str | None:
     """The user a REPLICATION record belongs to; None for any other item of the table."""
-    return user_id_of_replication_key(*key_strings(dict(item)))
+    return user_id_of_replication_key(*key_strings(item))
 
 
 def decode_replication(item: Mapping[str, Any]) -> ReplicationState:

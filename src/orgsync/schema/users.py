@@ -68,7 +68,7 @@ def check_keys(user_id: str, state: UserState) -> None:
 
 def user_state_of_item(item: Mapping[str, Any]) -> UserState | Rejected:
     """The replicated state of an item read from the users table (reconcile, the invariant)."""
-    pk, sk = key_strings(dict(item))
+    pk, sk = key_strings(item)
     user_id = user_id_of_user_key(pk, sk) or ""
     try:
         state = decode_user_state(item)

@@ -1,7 +1,8 @@
 """DynamoDB adapter of the users table: the operator's writes and reads, and consistent batch
 reads of users' replicated state for reconcile.
 
-Item shapes are `orgsync.schema.users`'; retries are the store's one policy (`store.retry`).
+Item shapes are `orgsync.schema.users`'. The batch reads retry under the store's one policy
+(`store.retry`); the operator's single writes and reads are one call each, errors as AWS says.
 """
 
 from __future__ import annotations

@@ -46,7 +46,9 @@ def check_moto_version(found: str) -> None:
 
 
 def check_attributes(required: Iterable[str]) -> None:
-    """Each `module:attribute.path` must resolve; the error names every one that does not."""
+    """Each `module:attribute.path` must be defined by its own module or class (not inherited:
+    a patch of an inherited `__new__` would patch the wrong class); the error names every one
+    that is not."""
     missing = [path for path in required if not _resolves(path)]
     if missing:
         raise MotoPatchError(
@@ -63,7 +65,7 @@ def _resolves(path: str) -> bool:
     except ImportError:
         return False
     for name in attributes.split(".") if attributes else ():
-        if name not in vars(target) and not hasattr(target, name):
+        if name not in vars(target):
             return False
-        target = getattr(target, name)
+        target = vars(target)[name]
     return True

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-REQUIRED = ("moto.core.common_models:BaseModel.__new__",)
+# BaseModel must define `__new__` itself (guard: attributes must be the module's or class's own).
+REQUIRED = ("moto.core.common_models:BaseModel.__new__", "moto.core.model_instances:model_data")
 
 
 def apply() -> None:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+_MARK = "__orgsync_undo_log__"
+
 REQUIRED = (
     "moto.dynamodb.models:copy",
     "moto.dynamodb.models:DynamoDBBackend.transact_write_items",
@@ -25,14 +27,16 @@ REQUIRED = (
     "moto.dynamodb.models:DynamoDBBackend.get_keys_value",
     "moto.dynamodb.models.table:Table",
     "moto.dynamodb.models.table:StreamShard",
-    "moto.core.exceptions:JsonRESTError",
 )
 
 
 def apply() -> None:
+    """Wrap `DynamoDBBackend.transact_write_items` once (a second call finds it wrapped)."""
     from moto.dynamodb import models as dynamodb_models  # noqa: PLC0415 - moto only here
 
     backend = dynamodb_models.DynamoDBBackend
+    if getattr(backend.transact_write_items, _MARK, False):
+        return
     backend.transact_write_items = _rolled_back_by_undo_log(  # type: ignore[method-assign,assignment]
         backend.transact_write_items, dynamodb_models
     )
@@ -60,6 +64,7 @@ def _rolled_back_by_undo_log(
         finally:
             module.copy = copy
 
+    setattr(transact_with_undo_log, _MARK, True)
     return transact_with_undo_log
 
 
@@ -105,10 +110,8 @@ def _stored_item(table: Any, hash_value: Any, range_value: Any) -> Any:
 
 def _save_target(backend: Any, transact_item: dict[str, Any]) -> _SavedItem | None:
     """The action's target item saved for rollback; None when moto will reject the action
-    (unknown table, malformed key) and so change nothing for it. Anything else (an attribute
-    moto no longer has) propagates: a rollback that silently saves nothing is worse."""
-    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415
-
+    (unknown table, malformed key or number) and so change nothing for it. An attribute moto
+    no longer has propagates: a rollback that silently saves nothing is worse."""
     try:
         (operation, request), *_ = transact_item.items()
         table = backend.get_table(request["TableName"])  # a name or an ARN, as moto takes it
@@ -120,5 +123,7 @@ def _save_target(backend: Any, transact_item: dict[str, Any]) -> _SavedItem | No
             key = request["Key"]
         hash_value, range_value = backend.get_keys_value(table, key)
         return _SavedItem(table, hash_value, range_value)
-    except (KeyError, TypeError, ValueError, JsonRESTError):
-        return None  # a malformed action changes nothing; moto reports it
+    except AttributeError:
+        raise
+    except Exception:  # a malformed action changes nothing; moto reports it to the client
+        return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from orgsync.domain.apply import ApplyStatus, ReplicationPort, apply_decisions
+from orgsync.domain.apply import DEFAULT_MAX_ATTEMPTS, ApplyStatus, ReplicationPort, apply_decisions
 from orgsync.domain.invariant import DriftKind
 from orgsync.domain.model import Membership, ReplicationState
 from orgsync.domain.repair import audit_user
@@ -28,7 +28,8 @@ from orgsync.schema.organizations import (
     replication_user_id,
 )
 from orgsync.schema.rejection import Rejected
-from orgsync.store.replication import MAX_BATCH_GET_KEYS, DynamoReplicationStore
+from orgsync.store.replication import DynamoReplicationStore
+from orgsync.store.retry import MAX_BATCH_GET_KEYS
 from orgsync.store.scan import parallel_scan, users_snapshot
 from orgsync.store.users import UsersTable
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_ATTEMPTS = 5
 # Users repaired together: one consistent BatchGetItem per table, then packed transactions.
 REPAIR_BATCH_SIZE = MAX_BATCH_GET_KEYS
 # How many user ids the report names per outcome: enough to act on, bounded for huge tables.

@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 # Deleted users' REPLICATION records outlive any message: 4 days in the queue + 14 in the DLQ.
 DELETED_RECORD_TTL_SECONDS = 30 * 24 * 3600
-# BatchGetItem takes at most 100 keys.
-MAX_BATCH_GET_KEYS = 100
 # Cancellation codes that mean "try the same transaction again later", not "your read is old".
 _TRANSIENT_CODES = frozenset(
     {
@@ -66,7 +64,6 @@ class DynamoReplicationStore:
         self._client = client
         self._table = table_name
         self._caller = Caller(retry or RetryPolicy(), sleep)
-        self._retry = self._caller.policy
         self._clock = clock
         self._sleep = sleep
         # Called after each committed chunk of a chunked plan; fault injection uses it to
@@ -78,13 +75,11 @@ class DynamoReplicationStore:
     def read(self, user_ids: Collection[str]) -> dict[str, ReplicationState | None]:
         """One consistent BatchGetItem per 100 users; unprocessed keys are retried."""
         states: dict[str, ReplicationState | None] = dict.fromkeys(user_ids)
-        ids = list(user_ids)
-        for start in range(0, len(ids), MAX_BATCH_GET_KEYS):
-            keys = [replication_key(user_id) for user_id in ids[start : start + MAX_BATCH_GET_KEYS]]
-            for item in self._caller.batch_get(self._client, self._table, keys):
-                user_id = replication_user_id(item)
-                if user_id is not None:
-                    states[user_id] = decode_replication(item)
+        keys = [replication_key(user_id) for user_id in states]
+        for item in self._caller.batch_get(self._client, self._table, keys):
+            user_id = replication_user_id(item)
+            if user_id is not None:
+                states[user_id] = decode_replication(item)
         return states
 
     # -- commits -------------------------------------------------------------------------------
@@ -213,7 +208,7 @@ class DynamoReplicationStore:
 
     def _transact(self, actions: list[dict[str, Any]]) -> None:
         """TransactWriteItems, retrying conflicts and throttling; a failed condition raises."""
-        delays = self._retry.delays()
+        delays = self._caller.policy.delays()
         while True:
             try:
                 self._caller.call(self._client.transact_write_items, TransactItems=actions)

@@ -16,6 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orgsync.store.errors import StoreError, StoreUnavailableError, TransactionCancelledError
 
+# BatchGetItem takes at most 100 keys.
+MAX_BATCH_GET_KEYS = 100
 # Errors that mean "the same request may succeed later" (botocore's own retries gave up).
 TRANSIENT_ERRORS = frozenset(
     {
@@ -70,16 +72,19 @@ class Caller:
             self.sleep(delay)
 
     def batch_get(self, client: Any, table: str, keys: list[dict[str, Any]]) -> list[Any]:
-        """Consistent BatchGetItem of ≤ 100 keys of one table; unprocessed keys are retried."""
+        """Consistent BatchGetItem of any number of keys of one table, 100 per request;
+        unprocessed keys are retried."""
         found: list[Any] = []
-        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
-        delays = self.policy.delays()
-        while request:
-            response = self.call(client.batch_get_item, RequestItems=request)
-            found.extend(response.get("Responses", {}).get(table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if request:
-                self.sleep(next_delay(delays, f"BatchGetItem on {table} kept leaving keys"))
+        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+            chunk = keys[start : start + MAX_BATCH_GET_KEYS]
+            request: dict[str, Any] = {table: {"Keys": chunk, "ConsistentRead": True}}
+            delays = self.policy.delays()
+            while request:
+                response = self.call(client.batch_get_item, RequestItems=request)
+                found.extend(response.get("Responses", {}).get(table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    self.sleep(next_delay(delays, f"BatchGetItem on {table} kept leaving keys"))
         return found
 
 

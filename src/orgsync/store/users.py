@@ -8,7 +8,7 @@ Item shapes are `orgsync.schema.users`'. The batch reads retry under the store's
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orgsync.domain.model import UserState
 from orgsync.schema.keys import key_strings, user_id_of_user_key, user_key
@@ -18,9 +18,6 @@ from orgsync.store.retry import Caller, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-# BatchGetItem takes at most 100 keys.
-MAX_BATCH_GET_KEYS = 100
 
 UserRead = UserState | Rejected | None
 
@@ -61,12 +58,9 @@ class UsersTable:
     def read_states(self, user_ids: Collection[str]) -> dict[str, UserRead]:
         """Replicated state of each user by consistent BatchGetItem (None: no such user)."""
         states: dict[str, UserRead] = dict.fromkeys(user_ids)
-        ids = list(user_ids)
-        for start in range(0, len(ids), MAX_BATCH_GET_KEYS):
-            keys = [user_key(user_id) for user_id in ids[start : start + MAX_BATCH_GET_KEYS]]
-            items: list[Any] = self._caller.batch_get(self._client, self._table, keys)
-            for item in items:
-                user_id = user_id_of_user_key(*key_strings(item))
-                if user_id is not None:
-                    states[user_id] = user_state_of_item(item)
+        keys = [user_key(user_id) for user_id in states]
+        for item in self._caller.batch_get(self._client, self._table, keys):
+            user_id = user_id_of_user_key(*key_strings(item))
+            if user_id is not None:
+                states[user_id] = user_state_of_item(item)
         return states

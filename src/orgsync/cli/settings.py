@@ -12,6 +12,8 @@ USERS_TABLE = "poc-users"
 ORGANIZATIONS_TABLE = "poc-organizations"
 MAIN_QUEUE = "user-dynamo-stream.fifo"
 DEAD_LETTER_QUEUE = "user-dynamo-stream-deadletter.fifo"
+# Where the pipe puts a stream record it could not deliver (template: UserTablePipeDeadLetterQueue).
+PIPE_DEAD_LETTER_QUEUE = "user-table-dynamo-pipe-dlq"
 # Written by the local pipe emulation; not part of the deployed template, so never prefixed.
 PIPE_CHECKPOINT_TABLE = "orgsync-local-pipe-checkpoints"
 
@@ -60,6 +62,10 @@ class CliSettings:
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.name_prefix}{DEAD_LETTER_QUEUE}"
+
+    @property
+    def pipe_dead_letter_queue(self) -> str:
+        return f"{self.name_prefix}{PIPE_DEAD_LETTER_QUEUE}"
 
     @property
     def pipe_checkpoint_table(self) -> str:

@@ -5,9 +5,11 @@ Offline only: cfn-lint and the SAM translator run in-process, no AWS account, no
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
+from boto3_calls import handler_iam_actions, iam_actions
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode_str
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
+
+from orgsync.local.template.reader import load_stack_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -31,6 +36,13 @@ SEED_NAMES = {
     "UserTablePipe": ("Name", "user-table-dynamo-pipe"),
     "StreamConsumerFunction": ("FunctionName", "poc-user-stream-consumer"),
 }
+
+# DynamoDB Streams keeps a record 24 hours; the pipe must give up on a record before that.
+STREAM_RETENTION_SECONDS = 24 * 3600
+# IAM actions with no resource-level permission: "*" is the only Resource that grants them.
+ACTIONS_WITHOUT_RESOURCE_TYPES = {"dynamodb:ListStreams"}
+# What Lambda's SQS event source needs on the queue it polls (with-sqs); the handler calls none.
+SQS_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
 KEY_FILTER = {"dynamodb": {"Keys": {"sk": {"S": ["METADATA"]}, "pk": {"S": [{"prefix": "USER#"}]}}}}
 
@@ -271,10 +283,35 @@ def test_pipe_reads_in_order_in_batches_of_ten_with_bisect_and_a_dead_letter_que
     assert stream["ParallelizationFactor"] == 1
     assert stream["OnPartialBatchItemFailure"] == "AUTOMATIC_BISECT"
     assert stream["MaximumRetryAttempts"] == -1 or 1 <= stream["MaximumRetryAttempts"] <= 10000
-    assert stream["MaximumRecordAgeInSeconds"] == -1 or stream["MaximumRecordAgeInSeconds"] >= 3600
     assert stream["DeadLetterConfig"] == {
         "Arn": {"Fn::GetAtt": ["UserTablePipeDeadLetterQueue", "Arn"]}
     }
+
+
+def test_pipe_gives_up_on_a_record_before_the_stream_trims_it(
+    resources: dict[str, Any],
+) -> None:
+    # -1 ("until the record expires") lets a failing record be trimmed at 24 h without ever
+    # reaching the pipe DLQ; AWS advises a maximum age below the source's retention.
+    stream = props(resources, "UserTablePipe")["SourceParameters"]["DynamoDBStreamParameters"]
+    age = stream["MaximumRecordAgeInSeconds"]
+    assert age == 82800
+    assert 3600 <= age < STREAM_RETENTION_SECONDS
+
+
+def test_the_local_stack_reads_the_pipes_retry_limits_from_the_template() -> None:
+    pipe = load_stack_model(TEMPLATE_PATH).pipe("UserTablePipe")
+    assert pipe.maximum_record_age_seconds == 82800
+    assert pipe.maximum_retry_attempts == 10
+    assert pipe.dead_letter_queue_name == "user-table-dynamo-pipe-dlq"
+
+
+def test_the_docs_give_the_pipes_maximum_record_age_and_its_reason() -> None:
+    settings = (ROOT / "docs" / "pipeline-settings.md").read_text(encoding="utf-8")
+    (row,) = [line for line in settings.splitlines() if line.startswith("| pipe retries |")]
+    assert "`MaximumRecordAgeInSeconds` 82800" in row
+    assert "24 h" in row
+    assert "-1" in row  # why not -1
 
 
 def test_pipe_dead_letter_queue_is_encrypted_and_keeps_records_fourteen_days(
@@ -356,9 +393,42 @@ def test_consumer_runs_python_3_13_on_arm64_from_the_orgsync_package(
 def test_consumer_is_built_by_the_makefile_that_ships_only_the_handlers_closure(
     resources: dict[str, Any],
 ) -> None:
-    # What the Makefile copies is checked in test_lambda_artifact.py.
+    # What the Makefile copies is checked in test_lambda_artifact.py. The makefile builder is
+    # also why `sam build` needs no python3.13 on the machine: SAM's CustomMakeBuilder resolves
+    # only `make`, where its Python builder validates a local interpreter of the runtime.
     assert resources["StreamConsumerFunction"]["Metadata"] == {"BuildMethod": "makefile"}
     assert "build-StreamConsumerFunction:" in (ROOT / "src" / "Makefile").read_text()
+
+
+def test_the_makefile_installs_wheels_for_the_runtime_with_whatever_python_builds(
+    resources: dict[str, Any], tmp_path: Path
+) -> None:
+    function = props(resources, "StreamConsumerFunction")
+    version = function["Runtime"].removeprefix("python")
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[function["Architectures"][0]]
+    # `make -n` prints what `sam build` would run; PYTHON is what the Taskfile passes.
+    dry_run = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-C",
+            str(ROOT / "src"),
+            "lambda-requirements",
+            f"ARTIFACTS_DIR={tmp_path}",
+            "PYTHON=/opt/any/python3.11",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    commands = dry_run.replace("\\\n", " ").splitlines()  # join continued recipe lines
+    (pip,) = [line for line in commands if "pip install" in line]
+    assert pip.startswith("/opt/any/python3.11 -m pip install")
+    assert f"--platform manylinux2014_{machine}" in pip
+    assert f"--python-version {version}" in pip
+    assert "--implementation cp" in pip
+    assert "--only-binary=:all:" in pip
 
 
 def test_consumer_event_source_reports_partial_failures_in_batches_of_ten(
@@ -438,13 +508,15 @@ def test_pipe_role_can_only_be_assumed_by_this_pipe_in_this_account(
 def test_pipe_role_reads_only_the_stream_and_sends_only_to_its_queues(
     resources: dict[str, Any],
 ) -> None:
+    # ListStreams has no resource-level permission: on the stream ARN it would grant nothing,
+    # so it is granted alone, on "*".
     assert role_actions_by_resource(resources, "PipeRole") == {
         getatt("UsersTable", "StreamArn"): {
             "dynamodb:DescribeStream",
             "dynamodb:GetRecords",
             "dynamodb:GetShardIterator",
-            "dynamodb:ListStreams",
         },
+        json.dumps("*"): {"dynamodb:ListStreams"},
         getatt("UserStreamQueue", "Arn"): {"sqs:SendMessage"},
         getatt("UserTablePipeDeadLetterQueue", "Arn"): {"sqs:SendMessage"},
     }
@@ -456,23 +528,41 @@ def test_consumer_role_has_only_the_actions_it_needs_on_named_resources(
     assert props(resources, "StreamConsumerFunction")["Role"] == {
         "Fn::GetAtt": ["StreamConsumerRole", "Arn"]
     }
+    # The handler's own calls, read from its import closure's source: one more call without a
+    # permission, or one permission without a call, fails here.
+    calls = handler_iam_actions()
     assert role_actions_by_resource(resources, "StreamConsumerRole") == {
         getatt("StreamConsumerLogGroup", "Arn"): {"logs:CreateLogStream", "logs:PutLogEvents"},
-        getatt("OrganizationsTable", "Arn"): {
-            "dynamodb:BatchGetItem",
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:ConditionCheckItem",
-        },
-        getatt("UserStreamQueue", "Arn"): {
-            "sqs:ReceiveMessage",
-            "sqs:DeleteMessage",
-            "sqs:ChangeMessageVisibility",
-            "sqs:GetQueueAttributes",
-        },
-        getatt("UserStreamDeadLetterQueue", "Arn"): {"sqs:SendMessage"},
+        getatt("OrganizationsTable", "Arn"): {a for a in calls if a.startswith("dynamodb:")},
+        getatt("UserStreamQueue", "Arn"): SQS_EVENT_SOURCE_ACTIONS,
+        getatt("UserStreamDeadLetterQueue", "Arn"): {a for a in calls if a.startswith("sqs:")},
+    }
+    assert {a.split(":")[0] for a in calls} == {"dynamodb", "sqs"}
+
+
+def test_the_handlers_calls_are_read_from_its_source() -> None:
+    # What the role above is compared with, as of this writing: one BatchGetItem per batch,
+    # fenced transactions of Put/Delete/ConditionCheck, SendMessageBatch to the DLQ.
+    assert handler_iam_actions() == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+        "sqs:SendMessage",
+    }
+
+
+def test_a_new_client_call_in_the_source_becomes_an_action_the_role_must_grant() -> None:
+    source = ast.parse(
+        "def f(sqs, dynamodb):\n"
+        "    sqs.change_message_visibility_batch(QueueUrl='q', Entries=[])\n"
+        "    dynamodb.get_item(TableName='t', Key={})\n"
+        "    dynamodb.transact_write_items(TransactItems=[{'Update': {}}])\n"
+    )
+    assert iam_actions([source], ["dynamodb", "sqs"]) == {
+        "sqs:ChangeMessageVisibility",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
     }
 
 
@@ -482,9 +572,14 @@ def test_no_policy_statement_grants_on_every_resource_or_every_action(
     statements = list(policy_statements(transformed["Resources"]))
     assert statements, "expected the template's roles to carry inline policies"
     for logical_id, statement in statements:
+        actions = set(as_list(statement["Action"]))
         for resource in as_list(statement["Resource"]):
-            assert resource != "*", (logical_id, statement)
-        for action in as_list(statement["Action"]):
+            # "*" only for actions that take no other resource, and then alone in its statement.
+            assert resource != "*" or actions <= ACTIONS_WITHOUT_RESOURCE_TYPES, (
+                logical_id,
+                statement,
+            )
+        for action in actions:
             assert "*" not in action, (logical_id, statement)
 
 
@@ -585,6 +680,7 @@ def test_taskfile_keeps_the_original_task_names_and_adds_test_and_lint() -> None
         "cleanup",
         "test",
         "lint",
+        "doctor",
     } <= set(taskfile["tasks"])
     assert [step["task"] for step in taskfile["tasks"]["deploy"]["cmds"]] == [
         "sam-build",

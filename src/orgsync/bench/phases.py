@@ -3,16 +3,23 @@
 Order matters: the hot path is timed before any stack thread runs; the ceiling is measured on
 a copy of the users table (same keys, same stream) while the pipeline idles, because writes to
 the users table itself would become pipeline backlog; then rates climb while the pipeline runs.
-Runs on the embedded local stack or, with an endpoint, against a pipeline running elsewhere.
+Runs on the embedded local stack or, with an endpoint, against a pipeline running elsewhere:
+there it writes only users under a marked per-run prefix, and removes them at the end, whether
+the run finished, failed or was interrupted.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orgsync.bench.cleanup import CleanupFigures, WrittenUsers, remove_users
 from orgsync.bench.consumer import measure_consumer
 from orgsync.bench.costs import PhaseCosts, PipelineNames
 from orgsync.bench.hot_path import measure_hot_path
@@ -22,7 +29,9 @@ from orgsync.bench.plan import BenchOptions, BenchPlan
 from orgsync.bench.probe import VisibilityProbe
 from orgsync.bench.reconcile import measure_reconcile
 from orgsync.bench.report import BenchReport, StepFigures, load_average, machine_info, step_figures
+from orgsync.bench.samples import SEED_SHAPED_IDS, UserIds
 from orgsync.bench.tables import copy_table, drop_table
+from orgsync.errors import OrgsyncError
 from orgsync.local.errors import DrainTimeoutError
 from orgsync.local.stack import EmbeddedStack, StackOptions
 
@@ -56,17 +65,59 @@ def run_bench(options: BenchOptions, *, on_progress: Progress | None = None) -> 
         run_pipeline=not external,
         dynamodb_local_dir=options.dynamodb_local_dir,
     )
+    ids = SEED_SHAPED_IDS
     if external:
+        ids = UserIds.marked(uuid.uuid4().hex[:8])
         report.requests_counted = False
         report.notes.append(
             "external endpoint: the pipeline runs elsewhere, so its requests are not counted "
             "here; requests per change come from the consumer measured directly"
         )
+        report.notes.append(f"external endpoint: users written as {ids.prefix}…, then removed")
+    written = WrittenUsers()
     with EmbeddedStack(stack_options) as stack, RequestLedger() as ledger:
-        _run_phases(stack, ledger, report, progress, external=external)
+        try:
+            _run_phases(stack, ledger, report, progress, phase_ids=_PhaseIds(ids, written))
+        finally:
+            if external:
+                progress(f"cleanup: removing the users this run wrote ({ids.prefix}…)")
+                report.cleanup = _remove_written_users(stack, ids, written, plan)
+                progress(report.cleanup.summary())
     report.seconds = time.perf_counter() - started
     report.machine["load_average_end"] = load_average()
     return report
+
+
+class BenchCleanupError(OrgsyncError):
+    """The users a run wrote to an external endpoint could not all be removed."""
+
+
+def _remove_written_users(
+    stack: EmbeddedStack, ids: UserIds, written: WrittenUsers, plan: BenchPlan
+) -> CleanupFigures:
+    try:
+        return remove_users(
+            stack.client("dynamodb"),
+            users_table=stack.model.table("UsersTable").name,
+            organizations_table=stack.model.table("OrganizationsTable").name,
+            ids=ids,
+            users=written.indices(),
+            timeout=plan.drain_timeout,
+            workers=plan.writers,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise BenchCleanupError(
+            f"could not remove this run's users ({exc}); delete the users whose id starts "
+            f"with {ids.prefix} yourself"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _PhaseIds:
+    """How the phases name the users they write, and where they note which ones they wrote."""
+
+    ids: UserIds
+    written: WrittenUsers
 
 
 def _run_phases(
@@ -75,8 +126,9 @@ def _run_phases(
     report: BenchReport,
     progress: Progress,
     *,
-    external: bool,
+    phase_ids: _PhaseIds,
 ) -> None:
+    external = report.options.endpoint_url is not None
     plan = report.options.plan
     model = stack.model
     dynamodb = stack.client("dynamodb")
@@ -99,6 +151,7 @@ def _run_phases(
                 writers=plan.writers,
                 seconds=plan.ceiling_seconds,
                 users=plan.users,
+                ids=phase_ids.ids,
             )
         finally:
             drop_table(dynamodb, scratch)
@@ -115,10 +168,12 @@ def _run_phases(
         finally:
             drop_table(dynamodb, scratch)
 
-    probe = VisibilityProbe(dynamodb, organizations_table)
+    probe = VisibilityProbe(dynamodb, organizations_table, ids=phase_ids.ids)
     probe.start()
     try:
-        climber = _Climber(stack, ledger, probe, names, plan=plan, external=external)
+        climber = _Climber(
+            stack, ledger, probe, names, plan=plan, external=external, phase_ids=phase_ids
+        )
         climber.climb(report, progress)
     finally:
         probe.stop()
@@ -152,8 +207,10 @@ class _Climber:
         *,
         plan: BenchPlan,
         external: bool,
+        phase_ids: _PhaseIds,
     ) -> None:
         self._stack = stack
+        self._phase_ids = phase_ids
         self._ledger = ledger
         self._probe = probe
         self._names = names
@@ -201,6 +258,8 @@ class _Climber:
             first_token=first_token,
             on_ack=self._probe.expect,
             burst=burst,
+            ids=self._phase_ids.ids,
+            on_write=self._phase_ids.written.add,
         )
         self._probe.wait_until_visible(plan.drain_timeout)
         drained = True

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orgsync.bench.ledger import driver_calls
-from orgsync.bench.samples import orgs_for, token_of, user_id_for
+from orgsync.bench.samples import SEED_SHAPED_IDS, UserIds, orgs_for, token_of
 from orgsync.schema.keys import membership_key
 
 if TYPE_CHECKING:
@@ -68,8 +68,10 @@ class VisibilityProbe:
         organizations_table: str,
         *,
         min_sweep_seconds: float = 0.02,
+        ids: UserIds = SEED_SHAPED_IDS,
     ) -> None:
         self._dynamodb = dynamodb
+        self._ids = ids
         self._table = organizations_table
         self._min_sweep = min_sweep_seconds
         self._lock = threading.Lock()
@@ -132,8 +134,8 @@ class VisibilityProbe:
                     self._stop.wait(rest)
 
     def _probe(self, users: list[int]) -> None:
-        keys = [membership_key(orgs_for(user, 0)[0], user_id_for(user)) for user in users]
-        by_user_id = {user_id_for(user): user for user in users}
+        keys = [membership_key(orgs_for(user, 0)[0], self._ids.of(user)) for user in users]
+        by_user_id = {self._ids.of(user): user for user in users}
         response = self._dynamodb.batch_get_item(
             RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
         )

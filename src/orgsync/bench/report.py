@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
+from orgsync.bench.cleanup import CleanupFigures
 from orgsync.bench.consumer import ConsumerFigures
 from orgsync.bench.costs import PhaseCosts
 from orgsync.bench.hot_path import HotPathFigures
@@ -91,6 +92,8 @@ class BenchReport:
     steps: list[StepFigures] = field(default_factory=list)
     burst_step: StepFigures | None = None
     reconcile: ReconcileFigures | None = None
+    # On an endpoint the run did not start: what it removed of what it wrote (None otherwise).
+    cleanup: CleanupFigures | None = None
     requests_counted: bool = True
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -246,6 +249,7 @@ class BenchReport:
             },
             "hot_path": self.hot_path.as_dict() if self.hot_path else None,
             "reconcile": self.reconcile.as_dict() if self.reconcile else None,
+            "cleanup": self.cleanup.as_dict() if self.cleanup else None,
             "notes": self.notes,
         }
 

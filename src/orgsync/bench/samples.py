@@ -27,10 +27,35 @@ EMAIL_DOMAIN = "example.org"
 WRITE_MARK = "+w"
 
 
+AUTH0_PREFIX = "auth0|"
+# Users a run writes to an endpoint it did not start: `orgsync-bench-<run id>-<24 hex>`.
+MARKED_PREFIX = "orgsync-bench-"
+
+
+@dataclass(frozen=True)
+class UserIds:
+    """How a run names its users. On its own embedded store: Auth0-style subjects, the seed's
+    shape. On someone else's endpoint: ids under a marked per-run prefix, so that nobody takes
+    them for real users and the run can find and remove exactly what it wrote."""
+
+    prefix: str = AUTH0_PREFIX
+
+    @classmethod
+    def marked(cls, run_id: str) -> UserIds:
+        return cls(f"{MARKED_PREFIX}{run_id}-")
+
+    def of(self, index: int) -> str:
+        digest = hashlib.blake2b(str(index).encode(), digest_size=12).hexdigest()
+        return f"{self.prefix}{digest}"
+
+
+# The ids of runs on their own store (and of the phases that write only to scratch tables).
+SEED_SHAPED_IDS = UserIds()
+
+
 def user_id_for(index: int) -> str:
     """An Auth0-style subject (`auth0|<24 hex>`), the id shape the seed used."""
-    digest = hashlib.blake2b(str(index).encode(), digest_size=12).hexdigest()
-    return f"auth0|{digest}"
+    return SEED_SHAPED_IDS.of(index)
 
 
 def orgs_for(index: int, write: int) -> tuple[str, ...]:

@@ -25,8 +25,9 @@ from orgsync.cli.embedded import (
     store_kind,
     template_path,
 )
-from orgsync.cli.render import new_table, out_console
-from orgsync.cli.root import app, settings_of
+from orgsync.cli.render import err_console, new_table, out_console
+from orgsync.cli.root import RefusedInputError, app, settings_of
+from orgsync.cli.settings import CliSettings, endpoint_url_problem
 
 
 @app.command("bench")
@@ -48,7 +49,8 @@ def bench_command(
         typer.Option(
             "--endpoint-url",
             help="Benchmark this endpoint instead of an embedded stack; a pipeline must already "
-            "run against it (e.g. `orgsync local up`).",
+            "run against it (e.g. `orgsync local up`). Only this option or the global "
+            "--endpoint-url typed on the command line selects it, never AWS_ENDPOINT_URL.",
         ),
     ] = None,
     writers: Annotated[
@@ -61,12 +63,13 @@ def bench_command(
 ) -> None:
     """Measure throughput, lag, requests and price per change against the store's own ceiling."""
     plan = BenchPlan.tiny() if smoke else BenchPlan.quick() if quick else BenchPlan.full()
+    settings = settings_of(ctx)
     options = BenchOptions(
         template_path=template_path(template),
         plan=dataclasses.replace(plan, writers=writers),
         store=store_kind(store),
-        endpoint_url=endpoint_url or settings_of(ctx).endpoint_url,
-        name_prefix=settings_of(ctx).name_prefix,
+        endpoint_url=_bench_endpoint(endpoint_url, settings),
+        name_prefix=settings.name_prefix,
         dynamodb_local_dir=dynamodb_local_dir(),
         command=" ".join(["orgsync", *sys.argv[1:]]),
     )
@@ -90,6 +93,31 @@ def bench_command(
         if path is not None:
             console.print(f"wrote {escape(str(path))}", highlight=False)
     console.print(f"finished in {time.monotonic() - started:.1f} s", highlight=False)
+
+
+def _bench_endpoint(option: str | None, settings: CliSettings) -> str | None:
+    """The endpoint to benchmark, only when asked for on this command line: an exported
+    AWS_ENDPOINT_URL alone must not point a load of writes at a stack someone uses."""
+    if option is not None:
+        problem = endpoint_url_problem(option)
+        if problem is not None:
+            raise RefusedInputError(f"bench --endpoint-url {option!r} is not usable: {problem}")
+    endpoint = option or (settings.endpoint_url if settings.endpoint_url_on_command_line else None)
+    if endpoint is None:
+        if settings.endpoint_url is not None:
+            err_console().print(
+                "note: bench runs on an embedded store and does not use AWS_ENDPOINT_URL; "
+                "pass --endpoint-url to benchmark that endpoint",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return None
+    if settings.names.given:
+        raise RefusedInputError(
+            "bench --endpoint-url uses the template's names (with --name-prefix): it cannot use "
+            "--users-table, --organizations-table or the queue name options"
+        )
+    return endpoint
 
 
 def _print_bench(console: Console, figures: dict[str, Any]) -> None:

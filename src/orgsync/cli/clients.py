@@ -6,10 +6,12 @@ Only the CLI edge calls this; ops modules receive the clients it returns and nev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 from orgsync.cli.settings import DEFAULT_LOCAL_REGION, CliSettings
 
@@ -56,4 +58,29 @@ def build_clients(settings: CliSettings) -> AwsClients:
             "dynamodb", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG
         ),
         sqs=session.client("sqs", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG),
+    )
+
+
+def effective_region(settings: CliSettings) -> str | None:
+    """The region the command's clients sign for (None: none configured anywhere)."""
+    try:
+        return build_session(settings).region_name
+    except BotoCoreError:  # e.g. the profile does not exist: no region to name
+        return settings.region
+
+
+def known_region(region: str) -> bool:
+    """Whether any AWS partition botocore knows has this region (a newer region botocore does
+    not know yet reads as unknown, so callers use this for hints, never to refuse)."""
+    return region in _known_regions()
+
+
+@cache
+def _known_regions() -> frozenset[str]:
+    session = boto3.Session(region_name=DEFAULT_LOCAL_REGION)
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for service in ("dynamodb", "sqs")
+        for region in session.get_available_regions(service, partition_name=partition)
     )

@@ -1,6 +1,7 @@
 """The CLI's root: the Typer apps, the global options, and the one error boundary.
 
 Commands live in sibling modules and register on the apps here; this module imports none of them.
+What the boundary says for each failure is `cli.errors`'.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from orgsync.cli.clients import AwsClients, build_clients
-from orgsync.cli.render import err_console, first_line
-from orgsync.cli.settings import CliSettings
+from orgsync.cli.errors import RefusedInputError, describe_error, exit_code_of
+from orgsync.cli.render import err_console
+from orgsync.cli.settings import CliSettings, NameOverrides, endpoint_url_problem
 from orgsync.errors import OrgsyncError
+
+__all__ = [
+    "JsonOption",
+    "RefusedInputError",
+    "app",
+    "clients_of",
+    "describe_error",
+    "settings_of",
+]
 
 
 class _EdgeGroup(TyperGroup):
@@ -26,12 +37,13 @@ class _EdgeGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except (OrgsyncError, ClientError, BotoCoreError) as exc:
+            settings = ctx.obj if isinstance(ctx.obj, CliSettings) else None
             err_console().print(
-                f"[bold red]error:[/bold red] {escape(describe_error(exc))}",
+                f"[bold red]error:[/bold red] {escape(describe_error(exc, settings))}",
                 soft_wrap=True,
                 highlight=False,
             )
-            raise typer.Exit(code=1) from exc
+            raise typer.Exit(code=exit_code_of(exc)) from exc
 
 
 app = typer.Typer(
@@ -60,9 +72,19 @@ app.add_typer(local_app, name="local")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
 
 
+def _name_option(flag: str, envvar: str, what: str) -> Any:
+    return typer.Option(
+        flag,
+        envvar=envvar,
+        help=f"Exact name of {what}, for stacks not named by --name-prefix.",
+        rich_help_panel="Resource names",
+    )
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
+    *,
     endpoint_url: Annotated[
         str | None,
         typer.Option(
@@ -90,26 +112,56 @@ def main(
             help="Prefix of the stack's table and queue names.",
         ),
     ] = "",
+    users_table: Annotated[
+        str | None, _name_option("--users-table", "ORGSYNC_USERS_TABLE", "the users table")
+    ] = None,
+    organizations_table: Annotated[
+        str | None,
+        _name_option(
+            "--organizations-table", "ORGSYNC_ORGANIZATIONS_TABLE", "the organizations table"
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None, _name_option("--queue", "ORGSYNC_QUEUE", "the main FIFO queue")
+    ] = None,
+    dead_letter_queue: Annotated[
+        str | None,
+        _name_option("--dead-letter-queue", "ORGSYNC_DEAD_LETTER_QUEUE", "the consumer's FIFO DLQ"),
+    ] = None,
+    pipe_dead_letter_queue: Annotated[
+        str | None,
+        _name_option(
+            "--pipe-dead-letter-queue", "ORGSYNC_PIPE_DEAD_LETTER_QUEUE", "the pipe's DLQ"
+        ),
+    ] = None,
 ) -> None:
+    source = ctx.get_parameter_source("endpoint_url")
+    if endpoint_url:
+        problem = endpoint_url_problem(endpoint_url)
+        if problem is not None:
+            origin = " (from AWS_ENDPOINT_URL)" if _named(source) == "ENVIRONMENT" else ""
+            raise RefusedInputError(
+                f"--endpoint-url {endpoint_url!r}{origin} is not usable: {problem}"
+            )
     ctx.obj = CliSettings.from_options(
-        endpoint_url=endpoint_url, profile=profile, region=region, name_prefix=name_prefix
+        endpoint_url=endpoint_url,
+        profile=profile,
+        region=region,
+        name_prefix=name_prefix,
+        names=NameOverrides.of(
+            users_table=users_table,
+            organizations_table=organizations_table,
+            main_queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            pipe_dead_letter_queue=pipe_dead_letter_queue,
+        ),
+        endpoint_url_on_command_line=_named(source) == "COMMANDLINE",
     )
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line an operator can act on."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        message = first_line(str(error.get("Message", "")))
-        hint = ""
-        if error.get("Code") in {
-            "ResourceNotFoundException",
-            "AWS.SimpleQueueService.NonExistentQueue",
-            "QueueDoesNotExist",
-        }:
-            hint = " (check --endpoint-url and --name-prefix)"
-        return f"{exc.operation_name}: {error.get('Code', 'Unknown')}: {message}{hint}"
-    return first_line(str(exc)) or type(exc).__name__
+def _named(source: Any) -> str | None:
+    # Typer's vendored click keeps ParameterSource private; its members' names are stable.
+    return getattr(source, "name", None)
 
 
 def settings_of(ctx: typer.Context) -> CliSettings:

@@ -8,13 +8,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from orgsync.errors import OrgsyncError
-from orgsync.schema.users import User
+from orgsync.schema.users import User, replication_problem
 from orgsync.store.users import UsersTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["User", "UserNotFoundError", "delete_user", "get_user", "put_user"]
+__all__ = [
+    "UnreplicableUserError",
+    "User",
+    "UserNotFoundError",
+    "check_replicable",
+    "default_email",
+    "delete_user",
+    "get_user",
+    "put_user",
+]
 
 # The seed's `put-item` (Taskfile `put-item`); the two org ids are ours, the seed's were not kept.
 DEFAULT_USER_ID = "auth0|66199504eddfc16953adc92e"
@@ -27,9 +36,31 @@ class UserNotFoundError(OrgsyncError):
     """The users table has no METADATA item for this user id."""
 
 
+class UnreplicableUserError(OrgsyncError):
+    """The user could be written but never replicated (`schema.users.replication_problem`):
+    refused before writing, so no record is left for the pipe or the consumer to drop."""
+
+
+def default_email(user_id: str) -> str | None:
+    """The seed's address belongs to the seed's user; any other user gets no email attribute
+    (allowed by the contract: its memberships then carry none) rather than someone else's."""
+    return DEFAULT_EMAIL if user_id == DEFAULT_USER_ID else None
+
+
 def put_user(dynamodb: DynamoDBClient, table_name: str, user: User) -> None:
-    """Write the whole user item; `organizations` goes out as L of S, the form the seed wrote."""
+    """Write the whole user item; `organizations` goes out as L of S, the form the seed wrote.
+
+    Raises UnreplicableUserError, writing nothing, for a user the pipeline could not carry.
+    """
+    check_replicable(user)
     UsersTable(dynamodb, table_name).put(user)
+
+
+def check_replicable(user: User) -> None:
+    """Raise UnreplicableUserError when the pipeline could not carry this user."""
+    problem = replication_problem(user.user_id, user.organizations)
+    if problem is not None:
+        raise UnreplicableUserError(f"cannot replicate this user: {problem}")
 
 
 def get_user(dynamodb: DynamoDBClient, table_name: str, user_id: str) -> User:

@@ -6,6 +6,7 @@ Pure: standard library only. `<user_id>` is everything after the first `USER#`, 
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,13 @@ REPLICATION_SORT_KEY = "REPLICATION"
 # DynamoDB key size limits (bytes, UTF-8): partition key 2048, sort key 1024.
 MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
+
+# The pipe's MessageGroupId is the user's `pk` (template.yaml: "$.dynamodb.Keys.pk.S"), and SQS
+# allows a group id of at most 128 characters, each an ASCII letter, digit or punctuation mark
+# (docs/aws-facts.md). A record whose pk breaks either rule never reaches the consumer.
+MAX_MESSAGE_GROUP_ID_CHARS = 128
+MESSAGE_GROUP_ID_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
+MAX_USER_ID_CHARS = MAX_MESSAGE_GROUP_ID_CHARS - len(USER_PREFIX)
 
 # A key or item in DynamoDB's low-level typed format ({"pk": {"S": ...}, ...}).
 TypedItem = dict[str, Any]
@@ -78,3 +86,41 @@ def keys_too_long(user_id: str, org_ids: frozenset[str]) -> str | None:
         if len((ORGANIZATION_PREFIX + org_id).encode()) > MAX_PARTITION_KEY_BYTES:
             return "org id too long for a partition key"
     return None
+
+
+def user_id_problem(user_id: str) -> str | None:
+    """Why the pipeline cannot carry a user with this id end to end, or None.
+
+    Stricter than `keys_too_long`, which is what the consumer can key: the pipe must first turn
+    `USER#<user_id>` into an SQS message group id, or the record is dropped to the pipe's DLQ.
+    The answer names lengths and code points, never the id itself (ids may be PII).
+    """
+    if not user_id:
+        return "the user id is empty (a pk of USER# alone is not a user)"
+    if len(user_id) > MAX_USER_ID_CHARS:
+        return (
+            f"the user id is {len(user_id)} characters; the pipe's message group id "
+            f"{USER_PREFIX}<user id> leaves room for {MAX_USER_ID_CHARS}"
+        )
+    for position, character in enumerate(user_id, start=1):
+        if character not in MESSAGE_GROUP_ID_CHARS:
+            return (
+                f"the user id holds {_code_point(character)} at character {position}; the pipe's "
+                "message group id allows only ASCII letters, digits and punctuation"
+            )
+    return keys_too_long(user_id, frozenset())
+
+
+def org_id_problem(org_id: str) -> str | None:
+    """Why the consumer cannot replicate a membership of this org, or None (ids travel in the
+    message body, so any Unicode is fine; only emptiness and DynamoDB's key size limit)."""
+    if not org_id:
+        return "an org id is empty"
+    if len((ORGANIZATION_PREFIX + org_id).encode()) > MAX_PARTITION_KEY_BYTES:
+        return "an org id is too long for a partition key"
+    return None
+
+
+def _code_point(character: str) -> str:
+    name = {" ": "a space", "\t": "a tab", "\n": "a newline"}.get(character)
+    return f"U+{ord(character):04X}" + (f" ({name})" if name else "")

@@ -8,13 +8,21 @@ deserializing whole images.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orgsync.domain.model import UserState
 from orgsync.schema.attributes import string_of
-from orgsync.schema.keys import TypedItem, key_strings, keys_too_long, user_id_of_user_key, user_key
+from orgsync.schema.keys import (
+    TypedItem,
+    key_strings,
+    keys_too_long,
+    org_id_problem,
+    user_id_of_user_key,
+    user_id_problem,
+    user_key,
+)
 from orgsync.schema.rejection import Rejected, RejectedItemError, RejectReason
 
 _NULL = {"NULL": True}
@@ -22,29 +30,31 @@ _NULL = {"NULL": True}
 
 @dataclass(frozen=True)
 class User:
-    """A user item as an operator writes and reads it."""
+    """A user item as an operator writes and reads it; `email=None`: the item has none (§1
+    allows it: the memberships then omit the attribute)."""
 
     user_id: str
-    email: str
+    email: str | None
     status: str
     organizations: tuple[str, ...]
 
 
 def encode_user(user: User) -> TypedItem:
     """The whole item; `organizations` goes out as an L of S, the form the seed wrote."""
-    return {
-        **user_key(user.user_id),
-        "email": {"S": user.email},
-        "status": {"S": user.status},
-        "organizations": {"L": [{"S": org} for org in user.organizations]},
-    }
+    item: TypedItem = {**user_key(user.user_id)}
+    if user.email is not None:
+        item["email"] = {"S": user.email}
+    item["status"] = {"S": user.status}
+    item["organizations"] = {"L": [{"S": org} for org in user.organizations]}
+    return item
 
 
 def decode_user(user_id: str, item: Mapping[str, Any]) -> User:
-    """The operator's view of an item: missing or malformed attributes show as empty."""
+    """The operator's view of an item: a missing or malformed email shows as None, a missing or
+    malformed status as empty, organizations that are not strings are skipped."""
     return User(
         user_id=user_id,
-        email=string_of(item.get("email")) or "",
+        email=string_of(item.get("email")),
         status=string_of(item.get("status")) or "",
         organizations=_shown_organizations(item.get("organizations")),
     )
@@ -57,6 +67,22 @@ def decode_user_state(image: Mapping[str, Any]) -> UserState:
         status=_optional_string(image, "status"),
         organizations=_organizations(image.get("organizations")),
     )
+
+
+def replication_problem(user_id: str, organizations: Iterable[str]) -> str | None:
+    """Why a user with this id and these orgs could not be replicated end to end, or None.
+
+    The one statement of what the pipeline (pipe, then consumer) can carry, for writers that
+    want to refuse before writing (`orgsync users put`); `check_keys` is the consumer's subset.
+    """
+    problem = user_id_problem(user_id)
+    if problem is not None:
+        return problem
+    for org_id in organizations:
+        problem = org_id_problem(org_id)
+        if problem is not None:
+            return problem
+    return None
 
 
 def check_keys(user_id: str, state: UserState) -> None:

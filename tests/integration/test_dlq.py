@@ -1,4 +1,5 @@
-"""`orgsync dlq list|redrive` against a real moto server over HTTP (moto has no move task)."""
+"""`orgsync dlq list|redrive|discard|purge` against a real moto server over HTTP (moto has no
+move task)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ class Queues:
     main_url: str
     dlq_url: str
 
-    def invoke(self, *args: str) -> Any:
+    def invoke(self, *args: str, columns: int = 250, input: str | None = None) -> Any:
         return CliRunner().invoke(
             app,
             ["--endpoint-url", self.endpoint, "--name-prefix", self.prefix, *args],
-            env=CLEAN_CLI_ENV,
+            env={**CLEAN_CLI_ENV, "COLUMNS": str(columns)},
+            input=input,
         )
 
     def depth(self, url: str) -> int:
@@ -291,3 +293,124 @@ def test_a_redrive_dedup_id_stays_within_sqs_limits() -> None:
     assert len(redriven) <= 128
     assert redriven.endswith("-redrive-abc123")
     assert dlq.redrive_deduplication_id("evt-1", "abc123") == "evt-1-redrive-abc123"
+
+
+# -- redrive on an endpoint without StartMessageMoveTask -----------------------------------------
+
+
+def test_auto_redrive_on_a_local_endpoint_copies_without_sending_a_move_task(
+    queues: Queues,
+) -> None:
+    """moto answers StartMessageMoveTask with a traceback in the `local up` terminal: never ask."""
+    sent: list[str] = []
+    queues.sqs.meta.events.register("before-call.sqs", lambda model, **_: sent.append(model.name))
+    _send_plain(queues, "auth0|a", "1", dedup="evt-a")
+
+    for _ in range(2):
+        result = dlq.redrive(queues.sqs, queues.dlq_url, queues.main_url)
+        assert result.method is dlq.RedriveMethod.COPY
+    assert "StartMessageMoveTask" not in sent
+    assert queues.depth(queues.main_url) == 1
+
+    cli = queues.invoke("dlq", "redrive")
+    assert cli.exit_code == 0, cli.output
+    assert "(copy)" in cli.stdout
+
+
+# -- list at 80 columns -------------------------------------------------------------------------
+
+_AWS_LENGTH_SEQ = "4421584500000000017450439091"
+
+
+def _send_described(queues: Queues, user_id: str, seq: str, reason: str, detail: str) -> None:
+    queues.sqs.send_message(
+        QueueUrl=queues.dlq_url,
+        MessageBody=_stream_record(user_id, seq),
+        MessageGroupId=f"USER#{user_id}",
+        MessageDeduplicationId=uuid.uuid4().hex,
+        MessageAttributes={
+            "OrgsyncReason": {"DataType": "String", "StringValue": reason},
+            "OrgsyncDetail": {"DataType": "String", "StringValue": detail},
+        },
+    )
+
+
+def _body_lines(output: str) -> list[str]:
+    """The table's data rows: between the header rule (┡…┩) and the bottom edge (└…┘)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("┡"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    return lines[start + 1 : end]
+
+
+def test_dlq_list_at_80_columns_shows_each_message_on_one_line(queues: Queues) -> None:
+    users = [f"auth0|66199504eddfc16953adc9{n:02d}" for n in range(3)]
+    _send_described(queues, users[0], _AWS_LENGTH_SEQ, "invalid_organizations",
+                    "'organizations' holds non-strings or empty strings")  # fmt: skip
+    _send_described(queues, users[1], _AWS_LENGTH_SEQ[:-1] + "2", "key_too_long",
+                    "MEMBERSHIP#<user> is 1100 bytes, over DynamoDB's limit of 1024")  # fmt: skip
+    _send_plain(queues, users[2], _AWS_LENGTH_SEQ[:-1] + "3", dedup="evt-plain")
+
+    result = queues.invoke("dlq", "list", columns=80)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    rows = _body_lines(result.stdout)
+    assert len(rows) == 3
+    assert [row.split("│")[1].strip() for row in rows] == [
+        "invalid_organizations",
+        "key_too_long",
+        "max_receives_exceeded",
+    ]
+    # Cut values end (ids) or start (sequence numbers, which differ at the end) with an ellipsis.
+    assert all("auth0|66199504" in row for row in rows)
+    assert "…450439091" in rows[0]
+    assert "message id" not in result.stdout
+
+    wide = queues.invoke("dlq", "list", "--wide", columns=80)
+    assert wide.exit_code == 0, wide.output
+    assert "message id" in wide.stdout
+    assert "…" not in wide.stdout
+
+
+def test_dlq_list_shows_whole_values_when_the_terminal_is_wide_enough(queues: Queues) -> None:
+    _send_described(queues, "auth0|66199504eddfc16953adc92e", _AWS_LENGTH_SEQ,
+                    "invalid_organizations", "'organizations' is a number")  # fmt: skip
+    result = queues.invoke("dlq", "list", columns=200)
+    assert result.exit_code == 0, result.output
+    (row,) = _body_lines(result.stdout)
+    assert "auth0|66199504eddfc16953adc92e" in row
+    assert _AWS_LENGTH_SEQ in row
+    assert "'organizations' is a number" in row
+
+
+# -- purge ----------------------------------------------------------------------------------------
+
+
+def test_dlq_purge_asks_first_and_a_no_keeps_every_message(queues: Queues) -> None:
+    for n in range(3):
+        _send_plain(queues, f"auth0|u{n}", str(n + 1), dedup=f"evt-{n}")
+
+    refused = queues.invoke("dlq", "purge", input="n\n")
+    assert refused.exit_code == 1
+    assert "Drop all 3 message(s)" in refused.stdout
+    assert queues.depth(queues.dlq_url) == 3
+
+    accepted = queues.invoke("dlq", "purge", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "3 message(s) were there" in accepted.stdout
+    assert queues.depth(queues.dlq_url) == 0
+
+
+def test_dlq_purge_with_yes_does_not_ask(queues: Queues) -> None:
+    _send_plain(queues, "auth0|u", "1", dedup="evt-u")
+    result = queues.invoke("dlq", "purge", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Drop all" not in result.stdout
+    assert "1 message(s) were there" in result.stdout
+    assert queues.depth(queues.dlq_url) == 0
+
+
+def test_dlq_purge_of_an_empty_dlq_says_so_and_asks_nothing(queues: Queues) -> None:
+    result = queues.invoke("dlq", "purge")
+    assert result.exit_code == 0, result.output
+    assert "empty: nothing to purge" in result.stdout

@@ -7,6 +7,7 @@ judged by what the fakes hold and by the partial batch response Lambda would rea
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -141,3 +142,122 @@ def test_a_store_that_cannot_be_read_fails_the_whole_batch_for_lambda_to_retry(c
     with pytest.raises(BatchProcessingError):
         consumer.handle(event, None)
     assert store.memberships == {}
+
+
+def poison_record(user_id: str, seq: int, problem: str = "invalid_organizations") -> dict:
+    """A record of `user_id` whose content fails validation but whose keys and seq are fine."""
+    if problem == "unknown_event_name":
+        return stream_record(user_id, seq, ["acme"], event_name="DELETE")
+    if problem == "missing_new_image":
+        record = stream_record(user_id, seq, ["acme"])
+        del record["dynamodb"]["NewImage"]
+        return record
+    image = {
+        "pk": {"S": f"USER#{user_id}"},
+        "sk": {"S": "METADATA"},
+        "email": {"S": "poison.person@example.org"},
+        "organizations": {"N": "7"},
+    }
+    return stream_record(user_id, seq, new_image=image)
+
+
+@pytest.mark.parametrize(
+    "problem", ["invalid_organizations", "unknown_event_name", "missing_new_image"]
+)
+def test_a_rejected_record_not_newer_than_the_applied_change_is_stale_not_dead_lettered(
+    consumer, store, sink, problem
+):
+    """A redriven poison record whose user was fixed since: acknowledged, never back to the DLQ."""
+    store.records["u1"] = ReplicationState(seq=20, revision=3, orgs=frozenset({"acme"}))
+    for seq in (20, 10):
+        response, report = consumer.handle(sqs_event(poison_record("u1", seq, problem)), None)
+        assert failed_ids(response) == []
+        (result,) = report.outcomes.values()
+        assert (result.outcome, result.user_id, result.seq) == (Outcome.STALE, "u1", seq)
+        assert result.reason is not None
+        assert result.reason.startswith(problem)
+        assert report.counters["StaleEventsSkipped"] == 1
+        assert report.counters[f"StaleRejected.{problem}"] == 1
+        assert report.counters["PermanentFailures"] == 0
+    assert sink.forwarded == []
+    assert store.commits == 0
+    assert store.records["u1"].revision == 3
+
+
+def test_a_rejected_record_newer_than_the_applied_change_is_still_dead_lettered(
+    consumer, store, sink
+):
+    store.records["u1"] = ReplicationState(seq=20, revision=3, orgs=frozenset({"acme"}))
+    response, report = consumer.handle(sqs_event(poison_record("u1", 21)), None)
+    assert failed_ids(response) == []
+    assert list(outcomes(report).values()) == [Outcome.DEAD_LETTERED]
+    assert [rejection.reason for rejection in sink.forwarded] == ["invalid_organizations"]
+    assert report.counters["StaleEventsSkipped"] == 0
+
+
+def test_a_rejected_record_of_a_user_never_applied_is_dead_lettered(consumer, store, sink):
+    _response, report = consumer.handle(sqs_event(poison_record("u1", 5)), None)
+    assert list(outcomes(report).values()) == [Outcome.DEAD_LETTERED]
+    assert len(sink.forwarded) == 1
+    assert store.reads == 1
+
+
+def test_a_rejected_record_older_than_a_claimed_change_is_stale(consumer, store, sink):
+    store.records["u1"] = ReplicationState(
+        seq=5, revision=2, orgs=frozenset(), pending_seq=30, dirty=frozenset({"acme"})
+    )
+    _response, report = consumer.handle(sqs_event(poison_record("u1", 12)), None)
+    assert list(outcomes(report).values()) == [Outcome.STALE]
+    assert sink.forwarded == []
+
+
+def test_the_fence_of_rejected_records_is_read_with_the_batchs_changes_in_one_read(
+    consumer, store, sink
+):
+    store.records["u1"] = ReplicationState(seq=20, revision=3, orgs=frozenset({"acme"}))
+    event = sqs_event(
+        poison_record("u1", 10), stream_record("u2", 3, ["acme"]), poison_record("u3", 4)
+    )
+    stale, applied, dead = (record["messageId"] for record in event["Records"])
+    response, report = consumer.handle(event, None)
+    assert failed_ids(response) == []
+    assert outcomes(report) == {
+        stale: Outcome.STALE,
+        applied: Outcome.APPLIED,
+        dead: Outcome.DEAD_LETTERED,
+    }
+    assert store.reads == 1
+    assert [rejection.message_id for rejection in sink.forwarded] == [dead]
+
+
+def test_records_without_a_readable_user_and_sequence_number_skip_the_fence(consumer, store, sink):
+    no_seq = poison_record("u1", 10)
+    del no_seq["dynamodb"]["SequenceNumber"]
+    event = {
+        "Records": [
+            sqs_message("{not json", group_id="USER#u1"),
+            sqs_message(body(no_seq), group_id="USER#u1"),
+        ]
+    }
+    _response, report = consumer.handle(event, None)
+    assert set(outcomes(report).values()) == {Outcome.DEAD_LETTERED}
+    assert len(sink.forwarded) == 2
+    assert store.reads == 0
+
+
+def test_when_the_fence_cannot_be_read_a_rejected_record_is_dead_lettered(consumer, store, sink):
+    store.read_error = StoreUnavailableError("throttled past our retries")
+    store.records["u1"] = ReplicationState(seq=20, revision=3, orgs=frozenset({"acme"}))
+    response, report = consumer.handle(sqs_event(poison_record("u1", 10)), None)
+    assert failed_ids(response) == []
+    assert list(outcomes(report).values()) == [Outcome.DEAD_LETTERED]
+    assert len(sink.forwarded) == 1
+
+
+def test_a_stale_rejected_record_is_logged_by_ids_without_its_content(consumer, store, caplog):
+    store.records["u1"] = ReplicationState(seq=20, revision=3, orgs=frozenset({"acme"}))
+    with caplog.at_level(logging.INFO, logger="orgsync.consumer.batch"):
+        consumer.handle(sqs_event(poison_record("u1", 10)), None)
+    (line,) = caplog.records
+    assert (line.outcome, line.user_id, line.sequence_number) == ("stale", "u1", 10)
+    assert "@" not in repr(vars(line))

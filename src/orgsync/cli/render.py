@@ -53,6 +53,21 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
+def format_age(seconds: float | None) -> str:
+    """A duration as an operator reads it: `42s`, `3m 5s`, `2h 10m`, `4d 1h`; `?` if unknown."""
+    if seconds is None:
+        return "?"
+    whole = max(int(seconds), 0)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
 def first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0].strip() if lines else ""

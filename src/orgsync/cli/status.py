@@ -1,19 +1,26 @@
-"""`orgsync status`: queue and DLQ depth, table sizes, pipe position, one user's record.
+"""`orgsync status`: the three queues with their oldest message, table sizes, pipe position, one
+user's record, and what needs an operator with the command to run.
 
 Thin Typer wiring over orgsync.ops.status; must not import other command modules."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
-from orgsync.cli.render import new_table, out_console, print_json
+from orgsync.cli.clients import CLIENT_CONFIG, build_session
+from orgsync.cli.render import format_age, new_table, out_console, print_json
 from orgsync.cli.root import JsonOption, app, clients_of, settings_of
 from orgsync.ops import status
+from orgsync.ops.endpoints import is_local_endpoint
+
+if TYPE_CHECKING:
+    from orgsync.cli.settings import CliSettings
 
 
 @app.command("status")
@@ -24,7 +31,7 @@ def status_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Queue and DLQ depth, table sizes, local pipe position per shard."""
+    """Queues (depth, oldest message), table sizes, local pipe position, what needs an operator."""
     settings = settings_of(ctx)
     clients = clients_of(ctx)
     snapshot = status.read_status(
@@ -32,22 +39,22 @@ def status_command(
         clients.dynamodb,
         main_queue=settings.main_queue,
         dead_letter_queue=settings.dead_letter_queue,
+        pipe_dead_letter_queue=settings.pipe_dead_letter_queue,
         tables=(settings.users_table, settings.organizations_table),
         checkpoint_table=settings.pipe_checkpoint_table,
         user_id=user_id,
         organizations_table=settings.organizations_table,
+        cloudwatch=_cloudwatch(settings),
     )
     if as_json:
         print_json(dataclasses.asdict(snapshot))
         return
     console = out_console()
-    queues = new_table("queue", "visible", "in flight", "delayed", title="queues")
-    for depth in (snapshot.main_queue, snapshot.dead_letter_queue):
-        queues.add_row(depth.name, str(depth.visible), str(depth.in_flight), str(depth.delayed))
-    console.print(queues)
+    _print_queues(console, snapshot.queues)
     tables = new_table("table", "items (approximate)", title="tables")
     for summary in snapshot.tables:
-        tables.add_row(summary.name, "?" if summary.item_count is None else str(summary.item_count))
+        count = "?" if summary.item_count is None else str(summary.item_count)
+        tables.add_row(summary.name, count if summary.exists else "missing")
     console.print(tables)
     if snapshot.pipe_positions is None:
         console.print("pipe: no local checkpoint table (on AWS, EventBridge Pipes tracks it)")
@@ -63,6 +70,59 @@ def status_command(
         console.print(pipe)
     if user_id is not None:
         _print_user_replication(console, user_id, snapshot.user)
+    _print_attention(console, snapshot.attention)
+
+
+def _cloudwatch(settings: CliSettings) -> status.MetricsReader | None:
+    """CloudWatch for the main queue's age, on AWS only: local emulators publish no SQS metrics.
+
+    Built here rather than by `clients_of`, which builds what every command needs.
+    """
+    if is_local_endpoint(settings.endpoint_url):
+        return None
+    client: Any = build_session(settings).client(
+        "cloudwatch", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG
+    )
+    return cast("status.MetricsReader", client)
+
+
+def _print_queues(console: Console, queues: tuple[status.QueueStatus, ...]) -> None:
+    table = new_table("queue", "visible", "in flight", "delayed", "oldest", title="queues")
+    for queue in queues:
+        if not queue.exists:
+            table.add_row(Text(queue.name), "missing", "-", "-", "-")
+            continue
+        table.add_row(
+            Text(queue.name),
+            str(queue.visible),
+            str(queue.in_flight),
+            str(queue.delayed),
+            _oldest(queue),
+        )
+    console.print(table)
+
+
+def _oldest(queue: status.QueueStatus) -> str:
+    if queue.oldest_age_seconds is None:
+        # Unknown: the main queue off AWS (never received from), or an empty sample.
+        return "?" if queue.total else "-"
+    age = format_age(queue.oldest_age_seconds)
+    # A sample of up to 10: the true oldest is at least this old.
+    return f">= {age}" if queue.age_source is status.AgeSource.SAMPLED else age
+
+
+def _print_attention(console: Console, attention: tuple[status.Attention, ...]) -> None:
+    if not attention:
+        console.print("nothing needs an operator", highlight=False)
+        return
+    console.print(f"[bold]needs an operator ({len(attention)}):[/bold]", highlight=False)
+    for item in attention:
+        console.print(
+            f"  [bold yellow]![/bold yellow] {escape(item.subject)}: {escape(item.problem)}",
+            highlight=False,
+        )
+        for hint in item.hints:
+            console.print(f"    -> {escape(hint)}", highlight=False)
 
 
 def _print_user_replication(

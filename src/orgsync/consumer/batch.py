@@ -1,8 +1,14 @@
-"""One SQS batch: decode, forward poison, coalesce per user, apply, and report per message.
+"""One SQS batch: decode, coalesce per user, apply, judge poison by the fence, report per message.
 
 The whole batch is planned and committed together (one BatchGetItem, users packed into shared
 transactions); Powertools' FIFO processor then turns the per-message outcomes into the partial
 batch response, failing the rest of a group after its first failure (skip_group_on_error).
+
+A record that fails validation but still names its user and sequence number is judged by the
+fence before it is dead-lettered: the same BatchGetItem reads its user's REPLICATION record, and
+if a change at least as new is applied, the record is stale (acknowledged), not poison. Without
+that, a poison record whose user was fixed since would come straight back to the DLQ on every
+redrive, and the DLQ would never empty.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -21,13 +27,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orgsync.consumer.dead_letter import Rejection, RejectionSink
-from orgsync.domain.apply import ApplyResult, ApplyStatus, ReplicationPort, apply_changes
+from orgsync.domain.apply import ApplyResult, ApplyStatus, ReplicationPort, apply_decisions
 from orgsync.domain.coalesce import coalesce
-from orgsync.domain.model import ChangeKind, UserChange
-from orgsync.domain.rule import Stale
+from orgsync.domain.model import ChangeKind, ReplicationState, UserChange
+from orgsync.domain.rule import Plan, Stale, decide, stale_against
 from orgsync.errors import OrgsyncError
 from orgsync.schema.rejection import Rejected
-from orgsync.schema.stream import Ignored, decode_body
+from orgsync.schema.stream import Ignored, StreamIdentity, decode_body, read_identity
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +75,15 @@ class BatchReport:
         result = self.outcomes.get(record.message_id)
         if result is None or result.outcome is Outcome.FAILED:
             raise RecordFailedError(result.reason if result else "message was not processed")
+
+
+@dataclass(frozen=True, slots=True)
+class _FenceRead:
+    """The settled outcome of a user read only to judge its rejected records: nothing to apply."""
+
+
+_FENCE_READ = _FenceRead()
+Fences = Mapping[str, ReplicationState | None]
 
 
 class BatchConsumer:
@@ -125,9 +140,49 @@ class BatchConsumer:
                 )
             else:
                 changes.append((record.message_id, decoded))
-        self._forward(report, rejections)
-        self._apply(report, changes)
+        identities = {
+            rejection.message_id: identity
+            for rejection in rejections
+            if (identity := read_identity(rejection.body)) is not None
+        }
+        fences = self._apply(report, changes, {i.user_id for i in identities.values()})
+        poison = [
+            rejection
+            for rejection in rejections
+            if not self._stale_rejection(
+                report, rejection, identities.get(rejection.message_id), fences
+            )
+        ]
+        self._forward(report, poison)
         return report
+
+    def _stale_rejection(
+        self,
+        report: BatchReport,
+        rejection: Rejection,
+        identity: StreamIdentity | None,
+        fences: Fences,
+    ) -> bool:
+        """Settle a rejected record as stale when the fence says it no longer matters."""
+        if identity is None or identity.user_id not in fences:
+            return False  # unreadable, or the fence could not be read: dead-letter as before
+        stale = stale_against(identity.user_id, identity.seq, fences[identity.user_id])
+        if stale is None:
+            return False
+        report.counters["StaleEventsSkipped"] += 1
+        report.counters[f"StaleRejected.{rejection.reason}"] += 1
+        self._settle(
+            report,
+            rejection.message_id,
+            MessageOutcome(
+                Outcome.STALE,
+                user_id=identity.user_id,
+                seq=identity.seq,
+                event_id=identity.event_id,
+                reason=f"{rejection.reason}; fenced by applied seq {stale.applied_seq}",
+            ),
+        )
+        return True
 
     def _forward(self, report: BatchReport, rejections: Sequence[Rejection]) -> None:
         if not rejections:
@@ -145,9 +200,20 @@ class BatchConsumer:
                 )
             self._settle(report, rejection.message_id, result)
 
-    def _apply(self, report: BatchReport, changes: list[tuple[str, UserChange]]) -> None:
-        if not changes:
-            return
+    def _apply(
+        self,
+        report: BatchReport,
+        changes: list[tuple[str, UserChange]],
+        fence_users: Collection[str],
+    ) -> Fences:
+        """Apply each user's newest change; returns the records first read for `fence_users`.
+
+        The fence users ride along in the apply loop's first BatchGetItem (no extra request when
+        the batch has changes too); they get no decision to commit. A user whose record could not
+        be read (the store failed) is absent from the result, so its records are dead-lettered.
+        """
+        if not changes and not fence_users:
+            return {}
         coalesced = coalesce(changes)
         by_message = dict(changes)
         for message_id in sorted(coalesced.superseded):
@@ -155,9 +221,22 @@ class BatchConsumer:
             report.counters["SupersededEvents"] += 1
             self._settle(report, message_id, _described(Outcome.SUPERSEDED, change))
         newest = {user_id: change for user_id, (_, change) in coalesced.newest.items()}
-        results: dict[str, ApplyResult[Stale]]
+        first_read: dict[str, ReplicationState | None] = {}
+
+        def decide_all(
+            records: Mapping[str, ReplicationState | None],
+        ) -> dict[str, Plan | Stale | _FenceRead]:
+            for user_id, record in records.items():
+                first_read.setdefault(user_id, record)
+            return {
+                user_id: decide(newest[user_id], record) if user_id in newest else _FENCE_READ
+                for user_id, record in records.items()
+            }
+
+        users = [*newest, *sorted(set(fence_users) - newest.keys())]
+        results: dict[str, ApplyResult[Stale | _FenceRead]]
         try:
-            results = apply_changes(newest, self._port)
+            results = apply_decisions(users, self._port, decide_all)
         except OrgsyncError as exc:
             results = {
                 user_id: ApplyResult(ApplyStatus.FAILED, error=str(exc)) for user_id in newest
@@ -165,9 +244,14 @@ class BatchConsumer:
         now = self._clock()
         for user_id, (message_id, change) in coalesced.newest.items():
             self._settle(report, message_id, self._applied(report, change, results[user_id], now))
+        return {user_id: first_read[user_id] for user_id in fence_users if user_id in first_read}
 
     def _applied(
-        self, report: BatchReport, change: UserChange, result: ApplyResult[Stale], now: float
+        self,
+        report: BatchReport,
+        change: UserChange,
+        result: ApplyResult[Stale | _FenceRead],
+        now: float,
     ) -> MessageOutcome:
         if result.status is ApplyStatus.SETTLED:
             report.counters["StaleEventsSkipped"] += 1

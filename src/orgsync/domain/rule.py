@@ -112,14 +112,26 @@ def _marked(value: str | None) -> str:
     return "\x00" if value is None else "=" + value
 
 
+def stale_against(user_id: str, seq: int, current: ReplicationState | None) -> Stale | None:
+    """The fence alone: is change `seq` of the user obsolete given its REPLICATION record?
+
+    Needs nothing but the user id and the sequence number, so it also judges records whose
+    content is invalid (a redriven poison record, `orgsync dlq discard --stale`).
+    """
+    if current is not None:
+        if current.seq >= seq:
+            return Stale(user_id, seq, current.seq)
+        if current.pending_seq is not None and current.pending_seq > seq:
+            # A newer change has claimed the user and its message is still alive: it finishes.
+            return Stale(user_id, seq, current.pending_seq)
+    return None
+
+
 def decide(change: UserChange, current: ReplicationState | None) -> Decision:
     """Apply the replication rule to one change against the REPLICATION record read for it."""
-    if current is not None:
-        if current.seq >= change.seq:
-            return Stale(change.user_id, change.seq, current.seq)
-        if current.pending_seq is not None and current.pending_seq > change.seq:
-            # A newer change has claimed the user and its message is still alive: it finishes.
-            return Stale(change.user_id, change.seq, current.pending_seq)
+    stale = stale_against(change.user_id, change.seq, current)
+    if stale is not None:
+        return stale
     desired = change.state.organizations if change.state else frozenset()
     puts, deletes = _diff(change, current, desired)
     return Plan(

@@ -1,8 +1,9 @@
-"""Dead-letter queue inspection and redrive for operators.
+"""Dead-letter queue inspection, redrive, stale discard and purge for operators.
 
-Talks to SQS through an injected client; must not depend on the CLI or the local stack. Reads
-the attributes the consumer's `DeadLetterForwarder` writes, under the names it defines.
-Peeking never consumes; a redrive never deletes a message from the DLQ before its copy was sent.
+Talks to SQS (and, to read the fence, DynamoDB) through injected clients; must not depend on the
+CLI or the local stack. Reads the attributes the consumer's `DeadLetterForwarder` writes, under
+the names it defines. Peeking never consumes; a redrive never deletes a message from the DLQ
+before its copy was sent; a stale discard deletes only what the fence says is obsolete.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from orgsync.consumer.dead_letter import (
     REASON_ATTRIBUTE,
     SOURCE_MESSAGE_ATTRIBUTE,
 )
+from orgsync.domain.model import ReplicationState
+from orgsync.domain.rule import stale_against
 from orgsync.errors import OrgsyncError
+from orgsync.ops.endpoints import is_local_endpoint
 from orgsync.schema.keys import USER_PREFIX
+from orgsync.schema.stream import StreamIdentity, read_identity
+from orgsync.store.replication import DynamoReplicationStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import (
         DeleteMessageBatchRequestEntryTypeDef,
@@ -54,8 +61,21 @@ _NOT_IMPLEMENTED_CODES = frozenset(
 )
 
 
+# Endpoints that answered StartMessageMoveTask with "not implemented", in this process: `auto`
+# copies there at once instead of asking again.
+_NO_MOVE_TASK: set[str] = set()
+
+
 class RedriveError(OrgsyncError):
     """A redrive stopped; messages not yet sent are still in the DLQ."""
+
+
+class DiscardError(OrgsyncError):
+    """A stale discard stopped; what it had not deleted is still in the DLQ."""
+
+
+class PurgeError(OrgsyncError):
+    """SQS refused to purge the queue (e.g. a purge of it is already running)."""
 
 
 class RedriveMethod(StrEnum):
@@ -88,6 +108,31 @@ class RedriveResult:
     method: RedriveMethod
     moved: int
     task_handle: str | None = None
+
+
+@dataclass(frozen=True)
+class DiscardedMessage:
+    """A DLQ message the fence made obsolete: the user has applied `applied_seq` >= `seq`."""
+
+    message_id: str
+    user_id: str
+    seq: int
+    reason: str
+    applied_seq: int
+
+
+@dataclass(frozen=True)
+class DiscardResult:
+    """What `discard_stale` did. `kept` still matter; `unreadable` name no user id and seq."""
+
+    examined: int
+    discarded: tuple[DiscardedMessage, ...]
+    kept: int
+    unreadable: int
+    # Obsolete, but SQS did not confirm the delete: still in the DLQ, for the next run.
+    delete_failed: int
+    # Held back by SQS, e.g. behind a kept message of the same FIFO group; a later run sees them.
+    not_examined: int
 
 
 def describe_message(message: MessageTypeDef) -> DlqMessage:
@@ -168,9 +213,14 @@ def redrive(
 ) -> RedriveResult:
     """Move DLQ messages back to the main queue, with SQS's own move task where possible.
 
-    `StartMessageMoveTask` has no message count, so a bounded redrive always copies.
+    `StartMessageMoveTask` has no message count, so a bounded redrive always copies. `auto`
+    also copies on an endpoint on this machine (the embedded moto server, other emulators), and
+    on one that already said it lacks the move task: moto answers that request with a 500 and a
+    `NotImplementedError` traceback in the server's terminal, so it is never sent there.
     """
-    if method is RedriveMethod.COPY or (method is RedriveMethod.AUTO and max_messages is not None):
+    if method is RedriveMethod.COPY or (
+        method is RedriveMethod.AUTO and (max_messages is not None or not _may_move(sqs))
+    ):
         moved = copy_messages(
             sqs, dlq_url, main_queue_url, max_messages=max_messages, on_moved=on_moved
         )
@@ -178,6 +228,7 @@ def redrive(
     handle = start_move_task(sqs, dlq_url, main_queue_url)
     if handle is not None:
         return RedriveResult(method=RedriveMethod.MOVE_TASK, moved=0, task_handle=handle)
+    _NO_MOVE_TASK.add(_endpoint_of(sqs))
     if method is RedriveMethod.MOVE_TASK:
         raise RedriveError("this endpoint does not implement StartMessageMoveTask; use copy")
     logger.info("StartMessageMoveTask not implemented by the endpoint; copying instead")
@@ -269,6 +320,132 @@ def copy_messages(
     return moved
 
 
+def discard_stale(
+    sqs: SQSClient,
+    dlq_url: str,
+    dynamodb: DynamoDBClient,
+    organizations_table: str,
+    *,
+    hold_seconds: int = 60,
+    wait_seconds: int = 1,
+) -> DiscardResult:
+    """Delete exactly the DLQ messages whose user has applied a change at least as new.
+
+    Each message is read to (user id, sequence number) the way the consumer reads it, however
+    invalid the rest of its body, and judged by the same fence (`stale_against`) against one
+    consistent BatchGetItem per received batch. Everything else is made visible again untouched:
+    it still matters (`dlq redrive` it once the cause is fixed) or names no user to judge by.
+    """
+    store = DynamoReplicationStore(dynamodb, organizations_table)
+    expected = _visible_messages(sqs, dlq_url)
+    seen: set[str] = set()
+    held: list[str] = []
+    discarded: list[DiscardedMessage] = []
+    kept = unreadable = delete_failed = 0
+    try:
+        while len(seen) < expected:
+            messages = sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=_SQS_BATCH,
+                VisibilityTimeout=hold_seconds,
+                WaitTimeSeconds=wait_seconds,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            held.extend(m["ReceiptHandle"] for m in messages if m["MessageId"] in seen)
+            seen.update(m["MessageId"] for m in fresh)
+            identities = {m["MessageId"]: read_identity(m.get("Body", "")) for m in fresh}
+            users = {identity.user_id for identity in identities.values() if identity is not None}
+            fences = store.read(users) if users else {}
+            obsolete: list[tuple[MessageTypeDef, DiscardedMessage]] = []
+            for message in fresh:
+                identity = identities[message["MessageId"]]
+                verdict = None if identity is None else _obsolete(message, identity, fences)
+                if verdict is not None:
+                    obsolete.append((message, verdict))
+                    continue
+                held.append(message["ReceiptHandle"])
+                if identity is None:
+                    unreadable += 1
+                else:
+                    kept += 1
+            deleted = _delete_obsolete(sqs, dlq_url, [m for m, _ in obsolete], len(discarded))
+            for message, record in obsolete:
+                if message["MessageId"] in deleted:
+                    discarded.append(record)
+                else:
+                    delete_failed += 1
+                    held.append(message["ReceiptHandle"])
+    finally:
+        _release(sqs, dlq_url, held)
+    return DiscardResult(
+        examined=len(seen),
+        discarded=tuple(discarded),
+        kept=kept,
+        unreadable=unreadable,
+        delete_failed=delete_failed,
+        not_examined=max(0, expected - len(seen)),
+    )
+
+
+def _obsolete(
+    message: MessageTypeDef, identity: StreamIdentity, fences: Mapping[str, ReplicationState | None]
+) -> DiscardedMessage | None:
+    """The discard record of a message the fence says is obsolete; None if it still matters."""
+    stale = stale_against(identity.user_id, identity.seq, fences.get(identity.user_id))
+    if stale is None:
+        return None
+    return DiscardedMessage(
+        message_id=message["MessageId"],
+        user_id=identity.user_id,
+        seq=identity.seq,
+        reason=describe_message(message).reason,
+        applied_seq=stale.applied_seq,
+    )
+
+
+def count_messages(sqs: SQSClient, queue_url: str) -> int:
+    """Visible, in flight and delayed: everything a purge would drop (SQS's approximation)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    ).get("Attributes", {})
+    return sum(
+        int(attributes.get(name, "0"))
+        for name in (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+    )
+
+
+def purge(sqs: SQSClient, queue_url: str) -> int:
+    """Drop every message of the queue (SQS PurgeQueue); returns how many it held just before.
+
+    On AWS the purge takes up to 60 seconds to finish, and one purge per queue per 60 seconds is
+    allowed: a second one within that time is refused (`PurgeQueueInProgress`).
+    """
+    held = count_messages(sqs, queue_url)
+    try:
+        sqs.purge_queue(QueueUrl=queue_url)
+    except ClientError as exc:
+        if _code(exc).endswith("PurgeQueueInProgress"):
+            raise PurgeError(
+                "a purge of this queue is already in progress (SQS allows one per 60 s); "
+                "nothing more to do"
+            ) from exc
+        raise
+    return held
+
+
 def redrive_deduplication_id(original: str, run_token: str) -> str:
     suffix = f"-redrive-{run_token}"
     if len(original) + len(suffix) > _MAX_DEDUP_ID:
@@ -328,6 +505,35 @@ def _delete(sqs: SQSClient, queue_url: str, messages: Sequence[MessageTypeDef]) 
         logger.warning(
             "%s DLQ deletes failed; the messages will be seen again", len(response["Failed"])
         )
+
+
+def _delete_obsolete(
+    sqs: SQSClient, queue_url: str, messages: Sequence[MessageTypeDef], done: int
+) -> set[str]:
+    """Delete the messages; returns the ids SQS confirmed deleted."""
+    if not messages:
+        return set()
+    entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+    ]
+    try:
+        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    except ClientError as exc:
+        raise DiscardError(
+            f"deleting obsolete messages from the DLQ failed after {done} discarded: "
+            f"{_code(exc)}: {_message(exc)}"
+        ) from exc
+    return {messages[int(ok["Id"])]["MessageId"] for ok in response.get("Successful", [])}
+
+
+def _may_move(sqs: SQSClient) -> bool:
+    """Whether `auto` should try SQS's move task on this client's endpoint."""
+    endpoint = _endpoint_of(sqs)
+    return not is_local_endpoint(endpoint) and endpoint not in _NO_MOVE_TASK
+
+
+def _endpoint_of(sqs: SQSClient) -> str:
+    return str(sqs.meta.endpoint_url).rstrip("/")
 
 
 def _release(sqs: SQSClient, queue_url: str, receipt_handles: Sequence[str]) -> None:

@@ -41,6 +41,15 @@ class Ignored:
 DecodeResult = UserChange | Ignored | Rejected
 
 
+@dataclass(frozen=True, slots=True)
+class StreamIdentity:
+    """Whose change a record is and where it stands in the user's stream: all the fence needs."""
+
+    user_id: str
+    seq: int
+    event_id: str | None = None
+
+
 def decode_body(body: str) -> DecodeResult:
     """Decode one message body; never raises."""
     try:
@@ -76,6 +85,35 @@ def decode_record(record: Any) -> DecodeResult:
         return _decode_user_record(record, stream, user_id)
     except RejectedItemError as exc:
         return Rejected(exc.reason, exc.detail, user_id)
+
+
+def read_identity(body: str) -> StreamIdentity | None:
+    """The user id and sequence number of a body, however invalid the rest; None if unreadable.
+
+    A record the consumer rejects (bad organizations, unknown eventName, no NewImage, ...) can
+    still be judged by the fence: if its user has applied a change at least as new, it is
+    obsolete. Reads the keys exactly as `decode_record` does; never raises.
+    """
+    try:
+        record = json.loads(body)
+    except (ValueError, TypeError):
+        return None
+    stream = record.get("dynamodb") if isinstance(record, dict) else None
+    keys = stream.get("Keys") if isinstance(stream, dict) else None
+    if not isinstance(stream, dict) or not isinstance(keys, dict):
+        return None
+    pk, sk = string_of(keys.get("pk")), string_of(keys.get("sk"))
+    if pk is None or not pk.startswith(USER_PREFIX) or sk != USER_SORT_KEY:
+        return None
+    user_id = pk[len(USER_PREFIX) :]
+    if not user_id:
+        return None
+    try:
+        seq = _parse_sequence_number(stream.get("SequenceNumber"))
+    except RejectedItemError:
+        return None
+    event_id = record.get("eventID")
+    return StreamIdentity(user_id, seq, event_id if isinstance(event_id, str) else None)
 
 
 def _decode_user_record(record: dict[str, Any], stream: dict[str, Any], user_id: str) -> UserChange:

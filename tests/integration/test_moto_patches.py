@@ -214,3 +214,67 @@ def test_a_malformed_number_in_a_transaction_key_is_a_client_error_not_a_server_
         )
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "Item" not in aws.dynamodb.get_item(TableName=aws.organizations_table, Key=key("ok"))
+
+
+KEEP_SCRIPT = """
+import json, urllib.request
+import boto3
+from orgsync.local.servers import MotoStore
+
+store = MotoStore()
+store.start()
+session = dict(
+    endpoint_url=store.endpoint_url, region_name="us-east-1",
+    aws_access_key_id="testing", aws_secret_access_key="testing",
+)
+dynamodb, sqs = boto3.client("dynamodb", **session), boto3.client("sqs", **session)
+streams = boto3.client("dynamodbstreams", **session)
+for name in ("kept", "other"):
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    sqs.create_queue(QueueName=name)
+dynamodb.put_item(TableName="kept", Item={"pk": {"S": "before"}})
+arn = dynamodb.describe_table(TableName="kept")["Table"]["LatestStreamArn"]
+shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+iterator = streams.get_shard_iterator(
+    StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+)["ShardIterator"]
+iterator = streams.get_records(ShardIterator=iterator)["NextShardIterator"]
+store.keep_on_reset(account_id="123456789012", region="us-east-1", tables=["kept"], queues=["kept"])
+urllib.request.urlopen(
+    urllib.request.Request(store.endpoint_url + "/moto-api/reset", method="POST")
+).read()
+dynamodb.put_item(TableName="kept", Item={"pk": {"S": "after"}})
+after = streams.get_records(ShardIterator=iterator)
+after_next = streams.get_records(ShardIterator=after["NextShardIterator"])
+print(json.dumps({
+    "tables": sorted(dynamodb.list_tables()["TableNames"]),
+    "queues": sorted(url.rsplit("/", 1)[-1] for url in sqs.list_queues().get("QueueUrls", [])),
+    "items": sorted(item["pk"]["S"] for item in dynamodb.scan(TableName="kept")["Items"]),
+    "read_on": [r["dynamodb"]["Keys"]["pk"]["S"] for r in after["Records"]],
+    "next": len(after_next["Records"]),
+}))
+store.stop()
+"""
+
+
+def test_a_moto_api_reset_spares_what_the_stack_keeps_and_resets_the_rest(tmp_path):
+    # In a process of its own, like the reset test above.
+    script = tmp_path / "keep.py"
+    script.write_text(KEEP_SCRIPT)
+    completed = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == {
+        "tables": ["kept"],
+        "queues": ["kept"],
+        "items": ["after", "before"],
+        # A reader mid-stream reads on with the iterator it held before the reset.
+        "read_on": ["after"],
+        "next": 0,
+    }

@@ -2,15 +2,16 @@
 
 `apply()` refuses a moto outside the tested range and one whose patched or read attributes
 moved (`guard`), then installs, once per process: the transaction undo log (`transactions`),
-the instance registry switched off (`registry`). `queue_wait_seconds` (`queues`) is the one read
-of moto's state that bypasses its API. Only `orgsync.local.servers` calls into this package.
+the instance registry switched off (`registry`), a reset that spares the stack's resources
+(`reset`; the stack names them with `keep_on_reset`). `queue_wait_seconds` (`queues`) is the
+one read of moto's state that bypasses its API. Only `orgsync.local.servers` calls in here.
 """
 
 from __future__ import annotations
 
 import threading
 
-from orgsync.local.moto_patches import queues, registry, transactions
+from orgsync.local.moto_patches import queues, registry, reset, transactions
 from orgsync.local.moto_patches.guard import (
     TESTED_MOTO_RANGE,
     MotoPatchError,
@@ -19,12 +20,14 @@ from orgsync.local.moto_patches.guard import (
     installed_moto_version,
 )
 from orgsync.local.moto_patches.queues import queue_wait_seconds
+from orgsync.local.moto_patches.reset import keep as keep_on_reset
 
 __all__ = [
     "TESTED_MOTO_RANGE",
     "MotoPatchError",
     "apply",
     "check",
+    "keep_on_reset",
     "queue_wait_seconds",
 ]
 
@@ -35,7 +38,9 @@ _apply_lock = threading.Lock()
 def check(moto_version: str | None = None) -> None:
     """Raise MotoPatchError unless the patches can apply to this moto (default: the installed)."""
     check_moto_version(moto_version or installed_moto_version())
-    check_attributes((*transactions.REQUIRED, *registry.REQUIRED, *queues.REQUIRED))
+    check_attributes(
+        (*transactions.REQUIRED, *registry.REQUIRED, *queues.REQUIRED, *reset.REQUIRED)
+    )
 
 
 def apply() -> None:
@@ -47,4 +52,5 @@ def apply() -> None:
         check()
         transactions.apply()
         registry.apply()
+        reset.apply()
         _applied = True

@@ -8,12 +8,12 @@ starts or touches moto. No boto3 here.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from orgsync.local.errors import DynamoDBLocalNotFoundError
+from orgsync.local.errors import DynamoDBLocalNotFoundError, EmbeddedStackError
 from orgsync.local.servers.dynamodb_local import (
     DynamoDBLocalDistribution,
     DynamoDBLocalStore,
@@ -37,8 +37,6 @@ __all__ = [
     "start_store",
 ]
 
-logger = logging.getLogger(__name__)
-
 
 class StoreKind(StrEnum):
     MOTO = "moto"
@@ -52,6 +50,12 @@ class EmbeddedStore(Protocol):
     def endpoint_url(self) -> str: ...
 
     def start(self) -> None: ...
+
+    def keep_on_reset(
+        self, *, account_id: str, region: str, tables: Iterable[str], queues: Iterable[str]
+    ) -> None:
+        """Make a moto reset (`POST /moto-api/reset`) spare these resources."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -68,7 +72,10 @@ def start_store(
     match StoreKind(kind):
         case StoreKind.MOTO:
             if state_dir is not None:
-                logger.warning("moto keeps state in memory only: --state-dir is ignored")
+                raise EmbeddedStackError(
+                    "the moto store keeps its state in memory only, so a state directory has "
+                    "no effect: use --store dynamodb-local to keep tables between runs"
+                )
             store = MotoStore(port=port)
         case StoreKind.DYNAMODB_LOCAL:
             distribution = locate_dynamodb_local(dynamodb_local_dir)

@@ -10,7 +10,7 @@ import logging
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
@@ -187,6 +187,12 @@ class DynamoDBLocalStore:
         self._log.flush()
         self._log.seek(0)
         return self._log.read().decode(errors="replace")[-1000:].strip()
+
+    def keep_on_reset(
+        self, *, account_id: str, region: str, tables: Iterable[str], queues: Iterable[str]
+    ) -> None:
+        """Only moto (SQS here) has a reset; DynamoDB Local's tables are not moto's to reset."""
+        self._moto.keep_on_reset(account_id=account_id, region=region, tables=tables, queues=queues)
 
     def stop(self) -> None:
         proxy, self._proxy = self._proxy, None

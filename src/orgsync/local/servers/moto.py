@@ -6,19 +6,25 @@ applied through `orgsync.local.moto_patches`, the one door to moto's internals.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from typing import TYPE_CHECKING
+import urllib.request
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final
 
 from orgsync.local import moto_patches
 from orgsync.local.errors import EmulatorStartError
 from orgsync.local.servers.ports import HOST, ensure_port_free, wait_until_answering
-from orgsync.local.servers.serialized import SerializedApplication
+from orgsync.local.servers.serialized import SerializedApplication, WsgiApplication
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 logger = logging.getLogger(__name__)
+
+# The store's one route of its own: the stack names the resources a moto reset must spare.
+KEEP_ON_RESET_PATH: Final = "/orgsync-api/keep-on-reset"
 
 
 class MotoStore:
@@ -57,7 +63,7 @@ class MotoStore:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_patches.apply()
         application = SerializedApplication(
-            DomainDispatcherApplication(create_backend_app),
+            _with_keep_route(DomainDispatcherApplication(create_backend_app)),
             queue_wait_seconds=moto_patches.queue_wait_seconds,
         )
         ensure_port_free(self._host, self._requested_port)
@@ -82,6 +88,14 @@ class MotoStore:
         wait_until_answering(self.port, timeout=10, what="moto server")
         logger.info("moto server listening on %s", self.endpoint_url)
 
+    def keep_on_reset(
+        self, *, account_id: str, region: str, tables: Iterable[str], queues: Iterable[str]
+    ) -> None:
+        """Make `POST /moto-api/reset` spare these resources (see `moto_patches.reset`)."""
+        request_keep_on_reset(
+            self.endpoint_url, account_id=account_id, region=region, tables=tables, queues=queues
+        )
+
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
@@ -90,3 +104,49 @@ class MotoStore:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5)
+
+
+def request_keep_on_reset(
+    endpoint_url: str,
+    *,
+    account_id: str,
+    region: str,
+    tables: Iterable[str],
+    queues: Iterable[str],
+) -> None:
+    """Ask the moto store at `endpoint_url` (in any process) to spare these resources."""
+    body = json.dumps(
+        {"account_id": account_id, "region": region, "tables": list(tables), "queues": list(queues)}
+    ).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own local endpoint
+        endpoint_url + KEEP_ON_RESET_PATH, data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        response.read()
+
+
+def _with_keep_route(application: WsgiApplication) -> WsgiApplication:
+    """moto's app, plus KEEP_ON_RESET_PATH (run under the same one-request-at-a-time lock)."""
+
+    def routed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if (
+            environ.get("PATH_INFO") != KEEP_ON_RESET_PATH
+            or environ.get("REQUEST_METHOD") != "POST"
+        ):
+            return application(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            moto_patches.keep_on_reset(
+                str(request["account_id"]),
+                str(request["region"]),
+                tables=[str(name) for name in request.get("tables", [])],
+                queues=[str(name) for name in request.get("queues", [])],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [f"bad keep-on-reset request: {exc}".encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    return routed

@@ -6,13 +6,15 @@ Standard library only: no boto3, no moto import, nothing from orgsync.local.serv
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Final
+from typing import Any, Final
 
 from orgsync.local.errors import EmulatorStartError
 
@@ -86,7 +88,7 @@ class RoutingProxy:
     def start(self) -> None:
         handler = _make_proxy_handler(self._dynamodb_port, self._default_port, self._intercept)
         try:
-            server = ThreadingHTTPServer((_HOST, self._requested_port), handler)
+            server = _QuietServer((_HOST, self._requested_port), handler)
         except OSError as exc:
             raise EmulatorStartError(f"cannot bind port {self._requested_port}: {exc}") from exc
         server.daemon_threads = True
@@ -105,6 +107,32 @@ class RoutingProxy:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client or upstream that hangs up mid-answer is normal here (a store stopping, a client
+    timing out): one log line, never socketserver's traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            logger.debug("proxy: connection from %s ended: %s", client_address, error)
+            return
+        logger.warning("proxy: request from %s failed: %r", client_address, error)
+
+
+def _unavailable(dynamodb: bool) -> ProxyAnswer:
+    """An error in the AWS JSON protocol's shape, so clients report it as a ClientError."""
+    store = "DynamoDB Local" if dynamodb else "the moto store"
+    body = json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError"
+            if dynamodb
+            else "InternalFailure",
+            "message": f"{store} behind this endpoint is not answering (has it stopped?)",
+        }
+    ).encode()
+    return ProxyAnswer(502, body, (("Content-Type", "application/x-amz-json-1.0"),))
 
 
 def _make_proxy_handler(
@@ -159,7 +187,7 @@ def _make_proxy_handler(
                     # A kept-alive upstream connection the server closed: retry once on a new one.
                     drop_connection(port)
                     if attempt == 2:
-                        self.send_error(502, "upstream unavailable")
+                        self._send_answer(_unavailable(port == dynamodb_port))
                         return
             self._send_response(response)
 

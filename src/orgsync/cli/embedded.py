@@ -13,10 +13,14 @@ import typer
 
 from orgsync.cli.settings import CliSettings
 from orgsync.errors import OrgsyncError
+from orgsync.local.template.packaged import find_template
 
 TemplateOption = Annotated[
     Path | None,
-    typer.Option("--template", help="template.yaml to run (default: ./template.yaml)."),
+    typer.Option(
+        "--template",
+        help="template.yaml to run (default: ./template.yaml if there is one, else orgsync's own).",
+    ),
 ]
 StoreOption = Annotated[
     str,
@@ -25,15 +29,8 @@ StoreOption = Annotated[
 
 
 def template_path(option: Path | None) -> Path:
-    """--template, else ./template.yaml, else the one beside an editable checkout."""
-    candidates = [option] if option else [Path.cwd() / "template.yaml", _CHECKOUT_TEMPLATE]
-    for candidate in candidates:
-        if candidate is not None and candidate.is_file():
-            return candidate
-    raise OrgsyncError("no template.yaml found: pass --template PATH")
-
-
-_CHECKOUT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+    """--template, else ./template.yaml, else the template installed with orgsync."""
+    return find_template(option, search=[Path.cwd()])
 
 
 def store_kind(store: str) -> Literal["moto", "dynamodb-local"]:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 
 from orgsync.cli.embedded import (
     StoreOption,
@@ -20,11 +21,16 @@ from orgsync.cli.embedded import (
     store_kind,
     template_path,
 )
-from orgsync.cli.render import out_console
+from orgsync.cli.logs import LogLevel, configure_local_logging
+from orgsync.cli.render import err_console, first_line, out_console
 from orgsync.cli.root import local_app, settings_of
+from orgsync.errors import OrgsyncError
 from orgsync.local.chaos import ChaosSpec
 from orgsync.local.servers import install_dynamodb_local, locate_dynamodb_local
 from orgsync.local.stack import EmbeddedStack, StackOptions, StackStatus
+
+# Each status costs the store a request per queue and table: a few seconds apart is enough.
+_STATUS_INTERVAL_SECONDS = 2.0
 
 
 @local_app.command("up")
@@ -60,27 +66,63 @@ def local_up(
             help="Local only: the consumed queue's VisibilityTimeout in seconds (template: 180).",
         ),
     ] = None,
+    recreate_missing: Annotated[
+        bool,
+        typer.Option(
+            "--recreate-missing",
+            help="Create again any table or queue of the template that a client deleted.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            case_sensitive=False,
+            help="Level of the logs shown (default WARNING), or written with --log-file "
+            "(default INFO).",
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="Write every log line (the consumer's JSON lines included) to this file; "
+            "the terminal keeps warnings.",
+        ),
+    ] = None,
 ) -> None:
     """Serve DynamoDB, Streams and SQS on 127.0.0.1:PORT and run the pipe and the consumer.
 
-    With --endpoint-url, no store is started: the pipe and consumer run against that endpoint.
+    With --endpoint-url on the command line, no store is started: the pipe and consumer run
+    against that endpoint (an exported AWS_ENDPOINT_URL alone does not do that).
+    The terminal shows a status line and warnings; --log-file keeps the rest.
     """
+    if state_dir is not None and store_kind(store) == "moto":
+        raise typer.BadParameter(
+            "the moto store keeps its state in memory only: use --store dynamodb-local "
+            "to keep tables in --state-dir",
+            param_hint="--state-dir",
+        )
+    settings = settings_of(ctx)
+    console = out_console()
+    configure_local_logging(err_console(), level=log_level, log_file=log_file)
     chaos_spec = ChaosSpec.parse(chaos) if chaos else None
     options = StackOptions(
         template_path=template_path(template),
         port=port,
         store=store_kind(store),
         state_dir=state_dir,
-        endpoint_url=settings_of(ctx).endpoint_url,
-        parameters=prefix_parameters(settings_of(ctx)),
-        region=settings_of(ctx).region or "us-east-1",
+        # Only an endpoint typed here: the AWS_ENDPOINT_URL exported for the stack's clients
+        # (this stack's, as its banner suggests) must not turn `local up` into a pipeline only.
+        endpoint_url=settings.endpoint_url if settings.endpoint_url_on_command_line else None,
+        parameters=prefix_parameters(settings),
+        region=settings.region or "us-east-1",
         run_pipeline=not no_pipeline,
         dynamodb_local_dir=dynamodb_local_dir(),
         emit_metrics=metrics,
         chaos=chaos_spec,
         visibility_timeout_seconds=visibility_timeout,
     )
-    console = out_console()
     with EmbeddedStack(options) as stack:
         console.print(
             f"[bold green]orgsync local stack[/bold green] at [bold]{stack.endpoint_url}[/bold] "
@@ -96,8 +138,8 @@ def local_up(
         try:
             with Live(console=console, refresh_per_second=2, transient=True) as live:
                 while True:
-                    live.update(_status_line(stack.status()))
-                    time.sleep(1)
+                    live.update(_status_line(_read_status(stack, recreate=recreate_missing)))
+                    time.sleep(_STATUS_INTERVAL_SECONDS)
         except KeyboardInterrupt:
             console.print("stopping…")
         if chaos_spec is not None:
@@ -116,7 +158,19 @@ def _interrupt(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _status_line(current: StackStatus) -> str:
+def _read_status(stack: EmbeddedStack, *, recreate: bool) -> StackStatus | str:
+    """The status, or why it cannot be read: a status line never ends `local up`."""
+    try:
+        if recreate and stack.status().missing:
+            stack.recreate_missing()
+        return stack.status()
+    except OrgsyncError as exc:
+        return f"[yellow]{escape(first_line(str(exc)))}[/yellow]"
+
+
+def _status_line(current: StackStatus | str) -> str:
+    if isinstance(current, str):
+        return current
     parts = [
         f"{depth.name}: {depth.visible} queued, {depth.in_flight} in flight"
         for depth in current.queues
@@ -129,4 +183,9 @@ def _status_line(current: StackStatus) -> str:
         )
     if current.faults:
         parts.append(f"faults {sum(current.faults.values())}")
+    if current.missing:
+        parts.append(
+            f"[yellow]missing {escape(', '.join(current.missing))}[/yellow] "
+            "(restart with --recreate-missing to recreate)"
+        )
     return " · ".join(parts)

@@ -38,3 +38,7 @@ class DrainTimeoutError(EmbeddedStackError):
     def __init__(self, message: str, pending: tuple[str, ...]) -> None:
         super().__init__(message)
         self.pending = pending
+
+    def __reduce__(self) -> tuple[type[DrainTimeoutError], tuple[str, tuple[str, ...]]]:
+        # Raised in the fixture's stack process, re-raised in the test's (local.remote).
+        return type(self), (str(self), self.pending)

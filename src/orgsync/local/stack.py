@@ -8,9 +8,11 @@ clients `clients`'. Reads no environment variables itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
 from orgsync.local.clients import StackClients
 from orgsync.local.drain import drain_pipeline
+from orgsync.local.emptying import empty_queue, empty_table
 from orgsync.local.errors import EmbeddedStackError
 from orgsync.local.lambda_.event_sources import event_source_pollers
 from orgsync.local.lambda_.runtime import Handler
@@ -30,18 +33,18 @@ from orgsync.local.status import (
     PipeStatus,
     PollerStatus,
     QueueDepth,
+    QueueMissingError,
     StackStatus,
     pipe_status,
     poller_status,
     read_queue_depth,
 )
-from orgsync.local.template.model import StackModel
+from orgsync.local.template.model import PipeModel, StackModel
 from orgsync.local.template.reader import load_stack_model
 from orgsync.local.template.resources import CreatedResources, create_resources
 
 if TYPE_CHECKING:
     from orgsync.local.pipes.runner import PipeRunner
-    from orgsync.local.pipes.settings import PipeSettings
     from orgsync.local.pipes.thread import PipeThread
 
 __all__ = [
@@ -97,6 +100,7 @@ class EmbeddedStack:
         self._chaos: Chaos | None = None
         self._chaos_proxy: ChaosProxy | None = None
         self._restarter: ChaosRestarter | None = None
+        self._account = _UNKNOWN_ACCOUNT
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,11 +167,27 @@ class EmbeddedStack:
         if differing:
             model = self._load_model(account_id, physical_ids=differing)
         self._model, self._created = model, created
+        self._account = account_id
         if options.run_pipeline:
             self._start_pipes(model, created)
             self._start_pollers(model, created)
             self._start_restarter()
+        self._keep_on_reset(model)
         logger.info("local stack serving %s", self._endpoint_url)
+
+    def _keep_on_reset(self, model: StackModel) -> None:
+        # A `POST /moto-api/reset` sent to the store (a suite that resets moto between tests)
+        # must not take the stack's resources with it (moto_patches.reset).
+        if self._store is None:
+            return
+        tables = [table.name for table in model.tables]
+        tables += [thread.runner.settings.checkpoint_table for thread in self._pipes]
+        self._store.keep_on_reset(
+            account_id=self._account,
+            region=self.options.region,
+            tables=tables,
+            queues=[queue.name for queue in model.queues],
+        )
 
     def _load_model(self, account_id: str, *, physical_ids: Mapping[str, str]) -> StackModel:
         return load_stack_model(
@@ -213,8 +233,8 @@ class EmbeddedStack:
         if self._chaos is None:
             return
         targets = [
-            RestartTarget(f"pipe {thread.runner.settings.name}", _restart_pipe(thread, factory))
-            for thread, factory in zip(self._pipes, self._runner_factories, strict=True)
+            RestartTarget(f"pipe {thread.runner.settings.name}", self._restart_pipe(index))
+            for index, thread in enumerate(self._pipes)
         ]
         targets += [
             RestartTarget(f"poller {poller.config.function_name}", _restart_poller(poller))
@@ -223,43 +243,54 @@ class EmbeddedStack:
         self._restarter = ChaosRestarter(self._chaos, targets)
         self._restarter.start()
 
+    def _restart_pipe(self, index: int) -> Callable[[], None]:
+        # The factory of the moment: `recreate_missing` replaces it when a stream is new.
+        return lambda: self._pipes[index].restart(self._runner_factories[index])
+
     def _start_pipes(self, model: StackModel, created: CreatedResources) -> None:
         # Only with a pipeline: the pipe's filter imports moto's EventBridge pattern matcher.
-        from orgsync.local.pipes.runner import PipeRunner  # noqa: PLC0415
         from orgsync.local.pipes.thread import PipeThread  # noqa: PLC0415
 
         for pipe in model.pipes:
-            table = model.table_named(pipe.source_table_name)
-            stream_arn = created.stream_arns.get(table.logical_id)
-            if stream_arn is None:
-                raise EmbeddedStackError(f"pipe {pipe.name}: table {table.name} has no stream")
-            target = model.queue_named(pipe.target_queue_name)
-            dead_letter_url = None
-            if pipe.dead_letter_queue_name is not None:
-                dead_letter = model.queue_named(pipe.dead_letter_queue_name)
-                dead_letter_url = created.queue_urls[dead_letter.logical_id]
-            settings = pipe.settings(
-                stream_arn,
-                target_queue_url=created.queue_urls[target.logical_id],
-                dead_letter_queue_url=dead_letter_url,
-            )
-
-            def make_runner(settings: PipeSettings = settings) -> PipeRunner:
-                return PipeRunner(
-                    settings,
-                    streams=self.client("dynamodbstreams"),
-                    sqs=self.client("sqs"),
-                    dynamodb=self.client("dynamodb"),
-                    poll_interval=self.options.pipe_poll_interval,
-                    extra=self._chaos,
-                )
-
+            make_runner = self._runner_factory(model, created, pipe)
             runner = make_runner()
             runner.ensure_checkpoint_table()
             thread = PipeThread(runner)
             thread.start()
             self._pipes.append(thread)
             self._runner_factories.append(make_runner)
+
+    def _runner_factory(
+        self, model: StackModel, created: CreatedResources, pipe: PipeModel
+    ) -> Callable[[], PipeRunner]:
+        from orgsync.local.pipes.runner import PipeRunner  # noqa: PLC0415
+
+        table = model.table_named(pipe.source_table_name)
+        stream_arn = created.stream_arns.get(table.logical_id)
+        if stream_arn is None:
+            raise EmbeddedStackError(f"pipe {pipe.name}: table {table.name} has no stream")
+        target = model.queue_named(pipe.target_queue_name)
+        dead_letter_url = None
+        if pipe.dead_letter_queue_name is not None:
+            dead_letter = model.queue_named(pipe.dead_letter_queue_name)
+            dead_letter_url = created.queue_urls[dead_letter.logical_id]
+        settings = pipe.settings(
+            stream_arn,
+            target_queue_url=created.queue_urls[target.logical_id],
+            dead_letter_queue_url=dead_letter_url,
+        )
+
+        def make_runner() -> PipeRunner:
+            return PipeRunner(
+                settings,
+                streams=self.client("dynamodbstreams"),
+                sqs=self.client("sqs"),
+                dynamodb=self.client("dynamodb"),
+                poll_interval=self.options.pipe_poll_interval,
+                extra=self._chaos,
+            )
+
+        return make_runner
 
     def _start_pollers(self, model: StackModel, created: CreatedResources) -> None:
         self._pollers = event_source_pollers(
@@ -374,28 +405,109 @@ class EmbeddedStack:
             raise EmbeddedStackError("drain needs a running pipeline (run_pipeline=True)")
         drain_pipeline(self._pipes, self._pollers, self._depth, timeout=timeout)
 
+    def reset(self) -> None:
+        """A clean stack for the next test: empty tables and queues, the pipe at the stream's end.
+
+        Running invocations finish first (their writes land before the tables are emptied);
+        what is still in the queues or unread in the stream is dropped, not delivered; the
+        pipe's and poller's counters start from zero. Resources, URLs and ARNs stay as they are.
+        """
+        with self._lock, contextlib.ExitStack() as paused:
+            model, created = self.model, self.resources
+            for poller in self._pollers:
+                paused.enter_context(poller.paused())
+            for thread in self._pipes:
+                thread.pause()
+                paused.callback(thread.resume)
+            dynamodb, sqs = self.client("dynamodb"), self.client("sqs")
+            # Independent requests, sent together: the store answers one at a time, but the
+            # round trips overlap.
+            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="orgsync-reset") as pool:
+                emptied: list[Future[object]] = [
+                    pool.submit(empty_table, dynamodb, table) for table in model.tables
+                ]
+                emptied += [
+                    pool.submit(empty_queue, sqs, created.queue_urls[queue.logical_id])
+                    for queue in model.queues
+                ]
+                for future in emptied:
+                    future.result()
+            for thread in self._pipes:
+                thread.runner.skip_to_end()
+            for poller in self._pollers:
+                poller.reset_counters()
+
+    def _declared_tables(self) -> list[str]:
+        tables = [table.name for table in self.model.tables]
+        return tables + [thread.runner.settings.checkpoint_table for thread in self._pipes]
+
+    def _missing_tables(self) -> list[str]:
+        existing: set[str] = set()
+        try:
+            for page in self.client("dynamodb").get_paginator("list_tables").paginate():
+                existing.update(page.get("TableNames", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise EmbeddedStackError(f"cannot list the tables: {exc}") from exc
+        return [name for name in self._declared_tables() if name not in existing]
+
+    def recreate_missing(self) -> tuple[str, ...]:
+        """Create again what the template declares and the endpoint lacks; returns what it made.
+
+        A recreated table has a new stream: its pipe starts over on it (from the template's
+        StartingPosition, as a new pipe would). A recreated queue has its old URL, so the poller
+        and the pipe's target find it again by themselves.
+        """
+        with self._lock:
+            missing = self.status().missing
+            if not missing:
+                return ()
+            model = self.model
+            created = create_resources(
+                model, dynamodb=self.client("dynamodb"), sqs=self.client("sqs")
+            )
+            self._shorten_visibility(model, created)
+            previous, self._created = self.resources, created
+            for index, pipe in enumerate(model.pipes):
+                table = model.table_named(pipe.source_table_name)
+                if created.stream_arns.get(table.logical_id) == previous.stream_arns.get(
+                    table.logical_id
+                ):
+                    continue
+                factory = self._runner_factory(model, created, pipe)
+                self._runner_factories[index] = factory
+                self._pipes[index].restart(factory)
+            for thread in self._pipes:
+                thread.runner.ensure_checkpoint_table()
+            self._keep_on_reset(model)
+            logger.warning("recreated %s", ", ".join(missing))
+            return missing
+
     def _depth(self, queue_url: str) -> QueueDepth:
         return read_queue_depth(self.client("sqs"), queue_url)
 
     def status(self) -> StackStatus:
-        """Queue and DLQ depths, each pipe's per-shard position, each poller's counters."""
+        """Queue and DLQ depths, each pipe's per-shard position, each poller's counters.
+
+        A table or queue a client deleted is listed in `missing`, not raised: the stack runs on.
+        """
         created = self.resources
-        queues = tuple(
-            self._depth(created.queue_urls[queue.logical_id]) for queue in self.model.queues
-        )
+        queues: list[QueueDepth] = []
+        missing = self._missing_tables()
+        for queue in self.model.queues:
+            try:
+                queues.append(self._depth(created.queue_urls[queue.logical_id]))
+            except QueueMissingError:
+                missing.append(queue.name)
         store = self.options.store if self._store is not None else "external"
         return StackStatus(
+            missing=tuple(missing),
             endpoint_url=self.endpoint_url,
             store=store,
-            queues=queues,
+            queues=tuple(queues),
             pipes=tuple(pipe_status(thread) for thread in self._pipes),
             pollers=tuple(poller_status(poller) for poller in self._pollers),
             faults=self._chaos.counts() if self._chaos is not None else {},
         )
-
-
-def _restart_pipe(thread: PipeThread, factory: Callable[[], PipeRunner]) -> Callable[[], None]:
-    return lambda: thread.restart(factory)
 
 
 def _restart_poller(poller: SqsEventSourcePoller) -> Callable[[], None]:

@@ -63,6 +63,9 @@ class StackStatus:
     pipes: tuple[PipeStatus, ...]
     pollers: tuple[PollerStatus, ...]
     faults: Mapping[str, int] = field(default_factory=dict)  # chaos: faults injected by kind
+    # Tables and queues the template declares that the endpoint no longer has (deleted by a
+    # client): reported, never fatal; `EmbeddedStack.recreate_missing` puts them back.
+    missing: tuple[str, ...] = ()
 
     def queue(self, name: str) -> QueueDepth:
         for depth in self.queues:
@@ -71,12 +74,26 @@ class StackStatus:
         raise EmbeddedStackError(f"no queue named {name}")
 
 
+class QueueMissingError(EmbeddedStackError):
+    """The queue does not exist (any more) on the endpoint."""
+
+
+_MISSING_QUEUE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+)
+
+
 def read_queue_depth(sqs: SQSClient, queue_url: str) -> QueueDepth:
+    """The queue's depth; QueueMissingError when it does not exist."""
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=_DEPTH_ATTRIBUTES)[
             "Attributes"
         ]
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_QUEUE_CODES:
+            raise QueueMissingError(f"queue {queue_url} does not exist") from exc
+        raise EmbeddedStackError(f"cannot read the depth of {queue_url}: {exc}") from exc
+    except BotoCoreError as exc:
         raise EmbeddedStackError(f"cannot read the depth of {queue_url}: {exc}") from exc
     return QueueDepth(
         name=queue_url.rstrip("/").rsplit("/", 1)[-1],

@@ -12,7 +12,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
@@ -147,6 +148,7 @@ class SqsEventSourcePoller:
         self._active = 0
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
+        self._failing = False
 
     # -- lifecycle
 
@@ -175,6 +177,27 @@ class SqsEventSourcePoller:
         if self._environment_applied:
             restore_environment(self._previous_environment)
             self._environment_applied = False
+
+    @contextmanager
+    def paused(self, timeout: float = 10.0) -> Iterator[None]:
+        """No receive while inside; running invocations finish (and delete) before it enters.
+
+        Receives are serialised by one lock, so holding it pauses every worker at once, without
+        stopping threads that would then have to start again (a test's reset, every test).
+        """
+        with self._receive_lock:
+            deadline = time.monotonic() + timeout
+            while self.active_invocations and time.monotonic() < deadline:
+                time.sleep(0.001)
+            yield
+
+    def reset_counters(self) -> None:
+        """Zero the counters (a test's clean slate)."""
+        with self._counter_lock:
+            self._invocations = self._received = self._succeeded = self._failed = 0
+            self._batches_failed = 0
+            self._last_error = None
+            self._last_error_at = None
 
     @property
     def active_invocations(self) -> int:
@@ -318,7 +341,10 @@ class SqsEventSourcePoller:
                 self._note_poll_error(f"poll: {exc}")
                 if self._stop.is_set():
                     return
-                logger.warning("poller: %s; retrying", exc)
+                # One warning per outage for all workers (a queue deleted, a store down).
+                with self._counter_lock:
+                    first, self._failing = not self._failing, True
+                logger.log(logging.WARNING if first else logging.DEBUG, "poller: %s; retrying", exc)
                 self._stop.wait(_ERROR_BACKOFF_SECONDS)
                 continue
             except Exception as exc:  # a bug here must not silently remove a worker
@@ -326,6 +352,11 @@ class SqsEventSourcePoller:
                 logger.exception("poller worker error; retrying")
                 self._stop.wait(_ERROR_BACKOFF_SECONDS)
                 continue
+            if self._failing:
+                with self._counter_lock:
+                    recovered, self._failing = self._failing, False
+                if recovered:
+                    logger.warning("poller of %s: polling again", self.config.queue_url)
             if received == 0 and self.config.receive_wait_seconds == 0:
                 # Staggered so that all idle workers together poll about once per idle_wait.
                 self._stop.wait(self.config.idle_wait_seconds * len(self._workers or (0,)))

@@ -76,6 +76,7 @@ class PipeRunner:
         self._shard_ended = False
         self._caught_up = False
         self._last_read = 0
+        self._skipping = False
 
     # ------------------------------------------------------------------ public API
 
@@ -115,11 +116,36 @@ class PipeRunner:
         )
         return sent
 
+    def skip_to_end(self, *, max_passes: int = 1000) -> int:
+        """Consume every record now in the stream without sending it; returns how many.
+
+        For a clean slate between tests: what the previous test left in the stream, and the
+        REMOVE records of emptying its tables, must not reach the queue. Only while the runner's
+        thread is stopped; the checkpoints move past what is skipped, as for filtered records.
+        """
+        self._skipping = True
+        skipped = self.metrics.records_read
+        try:
+            for shard in self._shards.values():
+                shard.pending.clear()
+                shard.pending_since = None
+            for _ in range(max_passes):
+                self.run_once()
+                if self._last_read == 0:
+                    break
+        finally:
+            self._skipping = False
+        skipped = self.metrics.records_read - skipped
+        self.metrics = PipeMetrics()
+        self._target_stage.failures.clear()
+        return skipped
+
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; a failed pass is logged and retried from the checkpoints."""
         # A stop interrupts the target stage's retry backoff too.
         self._target_stage.stop = stop
         backoff = self._poll_interval
+        failing = False
         while not stop.is_set():
             try:
                 if self._saved is None:
@@ -127,12 +153,20 @@ class PipeRunner:
                 self.run_once()
             except PipeError as exc:
                 self.metrics.errors += 1
-                logger.warning(
-                    "pipe %s: pass failed, retrying from checkpoints: %s", self.settings.name, exc
+                # One warning per outage (a store that stays down), not one per retry.
+                logger.log(
+                    logging.DEBUG if failing else logging.WARNING,
+                    "pipe %s: pass failed, retrying from checkpoints: %s",
+                    self.settings.name,
+                    exc,
                 )
+                failing = True
                 stop.wait(backoff)
                 backoff = min(max(backoff, 0.05) * 2, MAX_ERROR_BACKOFF_SECONDS)
                 continue
+            if failing:
+                logger.warning("pipe %s: passes succeed again", self.settings.name)
+                failing = False
             backoff = self._poll_interval
             if self._last_read == 0:
                 stop.wait(self._poll_interval)
@@ -253,6 +287,8 @@ class PipeRunner:
             if shard.read_seq is None and shard.first_seq is None:
                 shard.first_seq = seq
             shard.read_seq = seq
+            if self._skipping:
+                continue  # consumed unsent, like a filtered record
             if not self._filter.matches(record):
                 # Filtered records are consumed: the checkpoint moves past them.
                 self.metrics.filtered_out += 1

@@ -63,6 +63,20 @@ class PipeThread:
     def start(self) -> None:
         self._thread.start()
 
+    def pause(self, timeout: float = 10) -> None:
+        """Stop the thread, keeping the runner and its position (see `resume`)."""
+        with self._restart_lock:
+            self._restarting = True
+            self.stop(timeout)
+
+    def resume(self) -> None:
+        """Run the same runner again in a new thread, after `pause`."""
+        with self._restart_lock:
+            self._stop = threading.Event()
+            self._thread = self._new_thread()
+            self._thread.start()
+            self._restarting = False
+
     def stop(self, timeout: float) -> None:
         self._stop.set()
         if self._thread.is_alive():

@@ -13,6 +13,7 @@ cheap: the stack (moto, boto3, the template) is imported inside the fixtures onl
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,7 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest finds its rootdir (and ini file) before plugins add their options, taking the
     # value of an unknown `--opt VALUE` for a test path: with a space, PATH would move the
     # rootdir to an ancestor and lose the project's ini. With `=` it is one token, ignored there.
-    if _TEMPLATE_OPTION in config.invocation_params.args:
+    given = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    if _TEMPLATE_OPTION in given:
         raise pytest.UsageError(
             f"write {_TEMPLATE_OPTION}=PATH (with a space, pytest takes PATH for a test path "
             f"and moves its rootdir), or set ${_TEMPLATE_ENV} or the ini option {_TEMPLATE_INI}"
@@ -106,8 +108,8 @@ def orgsync_session_stack(request: pytest.FixtureRequest) -> Iterator[RemoteStac
     """
     from orgsync.local.chaos import ChaosSpec  # noqa: PLC0415
     from orgsync.local.errors import DynamoDBLocalNotFoundError  # noqa: PLC0415
+    from orgsync.local.options import StackOptions  # noqa: PLC0415
     from orgsync.local.remote import RemoteStack  # noqa: PLC0415
-    from orgsync.local.stack import StackOptions  # noqa: PLC0415
 
     store = request.config.getoption("--orgsync-store") or os.environ.get(_STORE_ENV) or "moto"
     chaos = request.config.getoption("--orgsync-chaos") or os.environ.get(_CHAOS_ENV)

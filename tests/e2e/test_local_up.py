@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,19 +41,21 @@ def local_up(
     tmp_path: Path, *options: str, environment: dict[str, str] | None = None
 ) -> Iterator[tuple[str, Path]]:
     """`orgsync local up OPTIONS` on a free port; yields (endpoint, file of its terminal output)."""
-    port = find_free_port()
     output = tmp_path / "terminal.txt"
     with output.open("wb") as terminal:
         process = subprocess.Popen(
-            [*_LOCAL_UP, "--port", str(port), "--template", str(TEMPLATE), *options],
+            # Port 0: the store binds a free one itself, and the banner names it.
+            [*_LOCAL_UP, "--port", "0", "--template", str(TEMPLATE), *options],
             stdout=terminal,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=_environment() | (environment or {}),
         )
     try:
-        _wait_until(lambda: "orgsync local stack" in output.read_text(), process, output)
-        yield f"http://127.0.0.1:{port}", output
+        _wait_until(lambda: "export AWS_ENDPOINT_URL=" in output.read_text(), process, output)
+        banner = re.search(r"AWS_ENDPOINT_URL=(http://127\.0\.0\.1:\d+)", output.read_text())
+        assert banner is not None, output.read_text()
+        yield banner.group(1), output
         assert process.poll() is None, f"local up ended: {output.read_text()[-3000:]}"
     finally:
         process.send_signal(signal.SIGINT)

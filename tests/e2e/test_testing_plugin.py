@@ -93,3 +93,25 @@ def test_a_template_option_with_a_space_is_refused_before_it_moves_the_rootdir(
     result = _run_pytest(project, "tests", "--orgsync-template", str(template))
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     assert "write --orgsync-template=PATH" in result.stderr
+
+
+def test_a_call_left_unanswered_stops_the_stack_process_instead_of_desynchronising_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orgsync.local import remote  # noqa: PLC0415
+    from orgsync.local.errors import EmbeddedStackError  # noqa: PLC0415
+    from orgsync.local.options import StackOptions  # noqa: PLC0415
+
+    stack = RemoteStack(StackOptions(template_path=TEMPLATE, port=0))
+    stack.start()
+    try:
+        assert stack.status().queues  # answered in time
+        monkeypatch.setattr(remote, "_CALL_MARGIN_SECONDS", 0.0)  # no call can be answered now
+        with pytest.raises(EmbeddedStackError, match="did not answer status"):
+            stack.status()
+        monkeypatch.undo()
+        # Its late answer can no longer be taken for this call's: the stack is gone.
+        with pytest.raises(EmbeddedStackError, match="not running"):
+            stack.status()
+    finally:
+        stack.stop()

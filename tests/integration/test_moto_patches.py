@@ -251,14 +251,21 @@ urllib.request.urlopen(
 dynamodb.put_item(TableName="kept", Item={"pk": {"S": "after"}})
 after = streams.get_records(ShardIterator=iterator)
 after_next = streams.get_records(ShardIterator=after["NextShardIterator"])
-print(json.dumps({
+figures = {
     "tables": sorted(dynamodb.list_tables()["TableNames"]),
     "queues": sorted(url.rsplit("/", 1)[-1] for url in sqs.list_queues().get("QueueUrls", [])),
     "items": sorted(item["pk"]["S"] for item in dynamodb.scan(TableName="kept")["Items"]),
     "read_on": [r["dynamodb"]["Keys"]["pk"]["S"] for r in after["Records"]],
     "next": len(after_next["Records"]),
-}))
+}
 store.stop()
+# A stopped store's resources are spared no more: moto's own mocks start empty again.
+from moto import mock_aws
+with mock_aws():
+    figures["after_stop"] = boto3.client("sqs", region_name="us-east-1").list_queues().get(
+        "QueueUrls", []
+    )
+print(json.dumps(figures))
 """
 
 
@@ -277,4 +284,5 @@ def test_a_moto_api_reset_spares_what_the_stack_keeps_and_resets_the_rest(tmp_pa
         # A reader mid-stream reads on with the iterator it held before the reset.
         "read_on": ["after"],
         "next": 0,
+        "after_stop": [],
     }

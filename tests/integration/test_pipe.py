@@ -19,6 +19,7 @@ from integration_stack import client
 
 from orgsync.local.pipes.runner import PipeRunner
 from orgsync.local.pipes.settings import PipeSettings
+from orgsync.local.pipes.thread import PipeThread
 
 USER_FILTER = json.dumps(
     {"dynamodb": {"Keys": {"sk": {"S": ["METADATA"]}, "pk": {"S": [{"prefix": "USER#"}]}}}}
@@ -584,3 +585,91 @@ def test_a_trimmed_checkpoint_restarts_the_shard_at_trim_horizon(
     restarted.run_once()
 
     assert sequences_received(sqs, queue_url) == [50, 51]
+
+
+# ---------------------------------------------------------------------------- a test's clean slate
+
+
+def test_skip_to_end_consumes_pending_and_unread_records_without_sending_them(
+    dynamodb: Any,
+    streams: Any,
+    sqs: Any,
+    users_table: tuple[str, str],
+    queue_url: str,
+    checkpoint_table: str,
+) -> None:
+    table, stream_arn = users_table
+    # A long batching window: the first records stay pending in the runner, unsent.
+    settings = settings_for(
+        stream_arn, queue_url, checkpoint_table, maximum_batching_window_seconds=300
+    )
+    runner = new_runner(settings, dynamodb, streams, sqs)
+    put_user(dynamodb, table, "pending", status="ACTIVE")
+    runner.run_once()
+    put_user(dynamodb, table, "unread", status="ACTIVE")
+
+    assert runner.skip_to_end() == 1  # the unread one; the pending one was read before
+
+    put_user(dynamodb, table, "after", status="ACTIVE")
+    fresh = new_runner(
+        settings_for(stream_arn, queue_url, checkpoint_table), dynamodb, streams, sqs
+    )
+    fresh.run_once()  # a new runner knows only the checkpoints: they are past what was skipped
+    bodies = [
+        json.loads(message["Body"])["dynamodb"]["Keys"]["pk"]["S"]
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+    ]
+    assert bodies == ["USER#after"]
+    assert runner.metrics.sent == 0
+
+
+def test_a_pass_that_keeps_failing_warns_once_per_outage(
+    dynamodb: Any,
+    streams: Any,
+    sqs: Any,
+    queue_url: str,
+    checkpoint_table: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gone = "arn:aws:dynamodb:us-east-1:123456789012:table/gone/stream/2026-01-01T00:00:00.000"
+    runner = new_runner(settings_for(gone, queue_url, checkpoint_table), dynamodb, streams, sqs)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    with caplog.at_level("DEBUG", logger="orgsync.local.pipes.runner"):
+        thread.start()
+        deadline = time.monotonic() + 10
+        while runner.metrics.errors < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        stop.set()
+        thread.join(timeout=10)
+    failures = [r for r in caplog.records if "pass failed" in r.getMessage()]
+    assert len(failures) >= 3
+    assert [r.levelname for r in failures].count("WARNING") == 1
+
+
+def test_a_restart_while_paused_leaves_the_pauser_the_only_user_of_the_runner(
+    dynamodb: Any,
+    streams: Any,
+    sqs: Any,
+    users_table: tuple[str, str],
+    queue_url: str,
+    checkpoint_table: str,
+) -> None:
+    _, stream_arn = users_table
+    settings = settings_for(stream_arn, queue_url, checkpoint_table)
+    runner = new_runner(settings, dynamodb, streams, sqs)
+    thread = PipeThread(runner)
+    thread.start()
+    try:
+        thread.pause()
+        # What the chaos restarter would do mid-reset: it must not start a second runner.
+        thread.restart(lambda: new_runner(settings, dynamodb, streams, sqs))
+        assert thread.runner is runner
+        assert [t.name for t in threading.enumerate()].count(f"orgsync-pipe-{settings.name}") == 0
+        thread.resume()
+        assert [t.name for t in threading.enumerate()].count(f"orgsync-pipe-{settings.name}") == 1
+    finally:
+        thread.stop(timeout=10)

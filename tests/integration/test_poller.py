@@ -444,3 +444,53 @@ def test_a_long_poll_on_the_moto_store_does_not_hold_up_other_requests() -> None
 
     assert received == ["wake up"]
     assert slowest < 2
+
+
+def test_a_deleted_queue_costs_one_warning_per_outage_for_all_workers(
+    sqs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = FifoQueue(sqs)
+    poller = make_poller(sqs, queue, lambda event, context: {}, maximum_concurrency=3)
+    sqs.delete_queue(QueueUrl=queue.url)
+    with caplog.at_level("DEBUG", logger="orgsync.local.lambda_.sqs_poller"):
+        poller.start()
+        try:
+            deadline = time.monotonic() + 10
+            while sum("retrying" in r.getMessage() for r in caplog.records) < 4:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            poller.stop()
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert [r.levelname for r in retries].count("WARNING") == 1
+
+
+def test_pausing_waits_for_running_invocations_and_blocks_new_receives(sqs: Any) -> None:
+    queue = FifoQueue(sqs)
+    started, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.extend(message_ids(event))
+        started.set()
+        release.wait(10)
+        return {"batchItemFailures": []}
+
+    poller = make_poller(sqs, queue, handler)
+    queue.send("g1", "first")
+    poller.start()
+    try:
+        assert started.wait(10)
+        threading.Timer(0.3, release.set).start()
+        with poller.paused():
+            # Entered only once the running invocation finished and deleted its message.
+            assert poller.active_invocations == 0
+            queue.send("g2", "second")
+            time.sleep(0.3)
+            assert len(seen) == 1  # nothing received while paused
+        deadline = time.monotonic() + 10
+        while len(seen) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        poller.stop()

@@ -19,10 +19,25 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-    from orgsync.local.template.model import TableModel
+    from orgsync.local.template.model import StackModel, TableModel
+    from orgsync.local.template.resources import CreatedResources
 
 _BATCH_WRITE_LIMIT: Final = 25
 _MAX_UNPROCESSED_ROUNDS: Final = 20
+
+
+def empty_resources(
+    model: StackModel, created: CreatedResources, *, dynamodb: DynamoDBClient, sqs: SQSClient
+) -> None:
+    """Empty every table and queue of the template.
+
+    One after the other: sent together they cost as much (the embedded store answers one
+    request at a time, and the client side is bound by the GIL), and they are simpler so.
+    """
+    for table in model.tables:
+        empty_table(dynamodb, table)
+    for queue in model.queues:
+        empty_queue(sqs, created.queue_urls[queue.logical_id])
 
 
 def empty_table(dynamodb: DynamoDBClient, table: TableModel) -> int:

@@ -15,6 +15,7 @@ the function) goes to `log_path`.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import subprocess
@@ -32,9 +33,12 @@ from orgsync.local.errors import EmbeddedStackError
 
 if TYPE_CHECKING:
     from orgsync.local.chaos import ChaosSpec
-    from orgsync.local.stack import EmbeddedStack, StackOptions, StackStatus
+    from orgsync.local.options import StackOptions
+    from orgsync.local.stack import EmbeddedStack, StackStatus
     from orgsync.local.template.model import StackModel
     from orgsync.local.template.resources import CreatedResources
+
+logger = logging.getLogger(__name__)
 
 # Slowest start: DynamoDB Local's JVM on a busy machine.
 _START_TIMEOUT_SECONDS: Final = 120.0
@@ -54,8 +58,9 @@ def _reduce_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple
     return _mapping_proxy, (dict(proxy),)
 
 
-# The model's read-only mappings cross the channel as what they are (the channel's pickler
-# only: pickling elsewhere in the process is left as it was).
+# The model's read-only mappings cross the channel as what they are. Registered with
+# multiprocessing's pickler, so it holds for multiprocessing in the whole process (it only
+# makes mappingproxy picklable there; the standard pickle module is left as it was).
 ForkingPickler.register(MappingProxyType, _reduce_mapping_proxy)
 
 
@@ -83,7 +88,9 @@ class RemoteStack:
         self._lock = threading.Lock()
         self._started: dict[str, Any] = {}
         self._clients: StackClients | None = None
-        self._log = Path(tempfile.mkstemp(prefix="orgsync-stack-", suffix=".log")[1])
+        descriptor, log = tempfile.mkstemp(prefix="orgsync-stack-", suffix=".log")
+        os.close(descriptor)
+        self._log = Path(log)
 
     def __enter__(self) -> Self:
         self.start()
@@ -151,6 +158,9 @@ class RemoteStack:
         if replies is not None:
             replies.close()
         self._clients = None
+        self._started = {}
+        if process.returncode == 0:
+            self._log.unlink(missing_ok=True)  # a clean run leaves nothing behind
 
     # ------------------------------------------------------------------ what tests use
 
@@ -214,19 +224,42 @@ class RemoteStack:
                 raise EmbeddedStackError("the local stack is not running")
             try:
                 self._requests.send(request)
-                if not self._replies.poll(timeout):
-                    raise EmbeddedStackError(
-                        f"the stack process did not answer {request[0]} in {timeout:g}s "
-                        f"(its log: {self._log})"
-                    )
-                outcome, value = self._replies.recv()
+                answered = self._replies.poll(timeout)
+                if answered:
+                    outcome, value = self._replies.recv()
             except (EOFError, OSError) as exc:
+                self._abandon()
                 raise EmbeddedStackError(
                     f"the stack process ended; its log ({self._log}): {self._log_tail()}"
                 ) from exc
+            if not answered:
+                # Its late answer would be taken for the next call's: the channel is done for.
+                self._abandon()
+                raise EmbeddedStackError(
+                    f"the stack process did not answer {request[0]} in {timeout:g}s and was "
+                    f"stopped; its log: {self._log}"
+                )
         if outcome == "error":
             raise value
         return value
+
+    def _abandon(self) -> None:
+        """Kill the child: after a lost answer, no later answer can be trusted (lock held)."""
+        process, self._process = self._process, None
+        requests, replies, self._requests, self._replies = (
+            self._requests,
+            self._replies,
+            None,
+            None,
+        )
+        for connection in (requests, replies):
+            if connection is not None:
+                connection.close()
+        if process is not None:
+            process.kill()
+            process.wait(timeout=10)
+        self._started = {}
+        self._clients = None
 
     def _log_tail(self) -> str:
         try:
@@ -264,6 +297,7 @@ def _serve(requests: Connection, replies: Connection) -> None:
                     value = getattr(stack, name)(*args)
                 replies.send(("ok", value))
             except Exception as exc:  # the parent raises it, in the caller's test
+                logger.exception("stack process: %s failed", name)  # the traceback, in the log
                 replies.send(("error", _transferable(exc)))
     finally:
         if stack is not None:

@@ -12,22 +12,19 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, ChaosSpec, RestartTarget
+from orgsync.local.chaos import Chaos, ChaosProxy, ChaosRestarter, RestartTarget
 from orgsync.local.clients import StackClients
 from orgsync.local.drain import drain_pipeline
-from orgsync.local.emptying import empty_queue, empty_table
+from orgsync.local.emptying import empty_resources
 from orgsync.local.errors import EmbeddedStackError
 from orgsync.local.lambda_.event_sources import event_source_pollers
-from orgsync.local.lambda_.runtime import Handler
 from orgsync.local.lambda_.sqs_poller import SqsEventSourcePoller
+from orgsync.local.options import StackOptions
 from orgsync.local.servers import EmbeddedStore, start_store
 from orgsync.local.status import (
     PipeStatus,
@@ -35,6 +32,7 @@ from orgsync.local.status import (
     QueueDepth,
     QueueMissingError,
     StackStatus,
+    missing_tables,
     pipe_status,
     poller_status,
     read_queue_depth,
@@ -59,27 +57,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _UNKNOWN_ACCOUNT = "000000000000"
-
-
-@dataclass(frozen=True)
-class StackOptions:
-    template_path: Path
-    port: int = 4566  # 0: any free port
-    store: Literal["moto", "dynamodb-local"] = "moto"
-    state_dir: Path | None = None  # DynamoDB Local keeps tables here; moto keeps nothing
-    endpoint_url: str | None = None  # use this endpoint instead of starting a store
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    maximum_concurrency: int | None = None  # None: the template's ScalingConfig
-    region: str = "us-east-1"
-    run_pipeline: bool = True  # False: resources only, no pipe and no poller
-    dynamodb_local_dir: Path | None = None  # ORGSYNC_DYNAMODB_LOCAL_DIR, read by the caller
-    handler: Handler | None = None  # None: the Handler the template names
-    emit_metrics: bool = False  # Powertools EMF lines on stdout
-    pipe_poll_interval: float = 0.25  # Pipes poll each shard about four times a second
-    chaos: ChaosSpec | None = None  # fault injection (orgsync.local.chaos); None: no proxy either
-    # Local only: the consumed queues' VisibilityTimeout, so that unacknowledged messages come
-    # back in seconds (chaos, crash tests). The template's 180 s is what deploys.
-    visibility_timeout_seconds: int | None = None
 
 
 class EmbeddedStack:
@@ -414,24 +391,16 @@ class EmbeddedStack:
         """
         with self._lock, contextlib.ExitStack() as paused:
             model, created = self.model, self.resources
+            if self._restarter is not None:
+                paused.enter_context(self._restarter.held())  # no chaos restart meanwhile
             for poller in self._pollers:
                 paused.enter_context(poller.paused())
             for thread in self._pipes:
                 thread.pause()
                 paused.callback(thread.resume)
-            dynamodb, sqs = self.client("dynamodb"), self.client("sqs")
-            # Independent requests, sent together: the store answers one at a time, but the
-            # round trips overlap.
-            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="orgsync-reset") as pool:
-                emptied: list[Future[object]] = [
-                    pool.submit(empty_table, dynamodb, table) for table in model.tables
-                ]
-                emptied += [
-                    pool.submit(empty_queue, sqs, created.queue_urls[queue.logical_id])
-                    for queue in model.queues
-                ]
-                for future in emptied:
-                    future.result()
+            empty_resources(
+                model, created, dynamodb=self.client("dynamodb"), sqs=self.client("sqs")
+            )
             for thread in self._pipes:
                 thread.runner.skip_to_end()
             for poller in self._pollers:
@@ -442,13 +411,7 @@ class EmbeddedStack:
         return tables + [thread.runner.settings.checkpoint_table for thread in self._pipes]
 
     def _missing_tables(self) -> list[str]:
-        existing: set[str] = set()
-        try:
-            for page in self.client("dynamodb").get_paginator("list_tables").paginate():
-                existing.update(page.get("TableNames", []))
-        except (ClientError, BotoCoreError) as exc:
-            raise EmbeddedStackError(f"cannot list the tables: {exc}") from exc
-        return [name for name in self._declared_tables() if name not in existing]
+        return missing_tables(self.client("dynamodb"), self._declared_tables())
 
     def recreate_missing(self) -> tuple[str, ...]:
         """Create again what the template declares and the endpoint lacks; returns what it made.

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from orgsync.local.errors import EmbeddedStackError
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
     from orgsync.local.lambda_.sqs_poller import PollerStats, SqsEventSourcePoller
@@ -102,6 +103,17 @@ def read_queue_depth(sqs: SQSClient, queue_url: str) -> QueueDepth:
         in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
         delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
     )
+
+
+def missing_tables(dynamodb: DynamoDBClient, declared: list[str]) -> list[str]:
+    """Which of the declared tables the endpoint does not have (one ListTables per 100)."""
+    existing: set[str] = set()
+    try:
+        for page in dynamodb.get_paginator("list_tables").paginate():
+            existing.update(page.get("TableNames", []))
+    except (ClientError, BotoCoreError) as exc:
+        raise EmbeddedStackError(f"cannot list the tables: {exc}") from exc
+    return [name for name in declared if name not in existing]
 
 
 def pipe_status(thread: PipeThread) -> PipeStatus:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -29,10 +30,18 @@ class ChaosRestarter:
         self._chaos = chaos
         self._targets = tuple(targets)
         self._stop = threading.Event()
+        # Held by each restart, and by whoever must not see one (a test's reset).
+        self._restarting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="orgsync-chaos", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No restart while inside (one already running finishes first)."""
+        with self._restarting:
+            yield
 
     def stop(self) -> None:
         self._stop.set()
@@ -46,6 +55,7 @@ class ChaosRestarter:
                     continue
                 logger.info("chaos: restarting %s", target.name)
                 try:
-                    target.restart()
+                    with self._restarting:
+                        target.restart()
                 except Exception:  # a failed restart must not end the injector
                     logger.exception("chaos: restarting %s failed", target.name)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orgsync.local.errors import EmbeddedStackError
 from orgsync.local.lambda_.context import LambdaContext
 from orgsync.local.lambda_.event import build_sqs_event
 from orgsync.local.lambda_.response import BatchOutcome, decide_batch_outcome
@@ -179,15 +180,23 @@ class SqsEventSourcePoller:
             self._environment_applied = False
 
     @contextmanager
-    def paused(self, timeout: float = 10.0) -> Iterator[None]:
+    def paused(self, timeout: float | None = None) -> Iterator[None]:
         """No receive while inside; running invocations finish (and delete) before it enters.
 
         Receives are serialised by one lock, so holding it pauses every worker at once, without
-        stopping threads that would then have to start again (a test's reset, every test).
+        stopping threads that would then have to start again (a test's reset, every test). An
+        invocation may run for the function's Timeout (default), then EmbeddedStackError.
         """
         with self._receive_lock:
-            deadline = time.monotonic() + timeout
-            while self.active_invocations and time.monotonic() < deadline:
+            deadline = time.monotonic() + (
+                self.config.timeout_seconds + 1 if timeout is None else timeout
+            )
+            while self.active_invocations:
+                if time.monotonic() >= deadline:
+                    raise EmbeddedStackError(
+                        f"{self.config.function_name}: {self.active_invocations} invocation(s) "
+                        f"still running after {timeout:g}s"
+                    )
                 time.sleep(0.001)
             yield
 

@@ -3,15 +3,16 @@
 `apply()` refuses a moto outside the tested range and one whose patched or read attributes
 moved (`guard`), then installs, once per process: the transaction undo log (`transactions`),
 the instance registry switched off (`registry`), a reset that spares the stack's resources
-(`reset`; the stack names them with `keep_on_reset`). `queue_wait_seconds` (`queues`) is the
-one read of moto's state that bypasses its API. Only `orgsync.local.servers` calls in here.
+(`reset`; the stack names them with `keep_on_reset`), moto's service list read once
+(`dispatch`). `queue_wait_seconds` (`queues`) is the one read of moto's state that bypasses
+its API. Only `orgsync.local.servers` calls in here.
 """
 
 from __future__ import annotations
 
 import threading
 
-from orgsync.local.moto_patches import queues, registry, reset, transactions
+from orgsync.local.moto_patches import dispatch, queues, registry, reset, transactions
 from orgsync.local.moto_patches.guard import (
     TESTED_MOTO_RANGE,
     MotoPatchError,
@@ -20,13 +21,17 @@ from orgsync.local.moto_patches.guard import (
     installed_moto_version,
 )
 from orgsync.local.moto_patches.queues import queue_wait_seconds
+from orgsync.local.moto_patches.reset import Kept
+from orgsync.local.moto_patches.reset import forget as forget_on_reset
 from orgsync.local.moto_patches.reset import keep as keep_on_reset
 
 __all__ = [
     "TESTED_MOTO_RANGE",
+    "Kept",
     "MotoPatchError",
     "apply",
     "check",
+    "forget_on_reset",
     "keep_on_reset",
     "queue_wait_seconds",
 ]
@@ -39,7 +44,13 @@ def check(moto_version: str | None = None) -> None:
     """Raise MotoPatchError unless the patches can apply to this moto (default: the installed)."""
     check_moto_version(moto_version or installed_moto_version())
     check_attributes(
-        (*transactions.REQUIRED, *registry.REQUIRED, *queues.REQUIRED, *reset.REQUIRED)
+        (
+            *transactions.REQUIRED,
+            *registry.REQUIRED,
+            *queues.REQUIRED,
+            *reset.REQUIRED,
+            *dispatch.REQUIRED,
+        )
     )
 
 
@@ -53,4 +64,5 @@ def apply() -> None:
         transactions.apply()
         registry.apply()
         reset.apply()
+        dispatch.apply()
         _applied = True

@@ -3,17 +3,17 @@
 `POST /moto-api/reset` (and moto's own `mock_aws` in the server's process) throws every backend
 away. Sent to a running local stack by a test suite that resets moto between tests, it would
 take the template's tables, streams and queues with it, and the pipe would log `cannot read
-shard` until the process ends. So the stack names its resources once (`keep`), and the reset
-puts those objects back into the fresh backends, data and stream included: what the stack
-created survives, everything else is reset as moto resets it. A server with nothing kept (moto's
-own test suite) resets exactly as moto does.
+shard` until the process ends. So a running stack names its resources (`keep`, undone by
+`forget` when its store stops), and the reset puts those objects back into the fresh backends,
+data and stream included: what the stack created survives, everything else is reset as moto
+resets it. With nothing kept (no stack running: moto's own test suite) it resets as moto does.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 _MARK = "__orgsync_keeps_resources__"
@@ -26,23 +26,34 @@ REQUIRED = (
 )
 
 
-@dataclass
-class _Kept:
-    tables: set[str] = field(default_factory=set)
-    queues: set[str] = field(default_factory=set)
+@dataclass(frozen=True)
+class Kept:
+    """What one running stack asked a reset to spare; `forget` it when the stack stops."""
+
+    account_id: str
+    region: str
+    tables: frozenset[str]
+    queues: frozenset[str]
 
 
-# (account id, region) → the names to keep there.
-_kept: dict[tuple[str, str], _Kept] = {}
+# Every stack of the process that is running now (several stacks may share one moto).
+_kept: list[Kept] = []
 _kept_lock = threading.Lock()
 
 
-def keep(account_id: str, region: str, *, tables: Iterable[str], queues: Iterable[str]) -> None:
-    """From now on, resets leave these tables (with their streams) and queues as they are."""
+def keep(account_id: str, region: str, *, tables: Iterable[str], queues: Iterable[str]) -> Kept:
+    """From now on until `forget`, resets leave these tables (with streams) and queues alone."""
+    kept = Kept(account_id, region, frozenset(tables), frozenset(queues))
     with _kept_lock:
-        kept = _kept.setdefault((account_id, region), _Kept())
-        kept.tables.update(tables)
-        kept.queues.update(queues)
+        _kept.append(kept)
+    return kept
+
+
+def forget(kept: Kept) -> None:
+    """The stack stopped: resets no longer spare what it kept (a `keep`'s result, once)."""
+    with _kept_lock:
+        if kept in _kept:
+            _kept.remove(kept)
 
 
 def apply() -> None:
@@ -77,19 +88,23 @@ def _take_kept() -> dict[tuple[str, str], _Saved]:
     from moto.dynamodbstreams.models import dynamodbstreams_backends  # noqa: PLC0415
     from moto.sqs.models import sqs_backends  # noqa: PLC0415
 
+    by_place: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
     with _kept_lock:
-        kept = dict(_kept)
+        for kept in _kept:
+            names = by_place.setdefault((kept.account_id, kept.region), (set(), set()))
+            names[0].update(kept.tables)
+            names[1].update(kept.queues)
     saved: dict[tuple[str, str], _Saved] = {}
-    for (account_id, region), names in kept.items():
+    for (account_id, region), (table_names, queue_names) in by_place.items():
         tables = {
             name: table
             for name, table in _existing(dynamodb_backends, account_id, region, "tables").items()
-            if name in names.tables
+            if name in table_names
         }
         queues = {
             name: queue
             for name, queue in _existing(sqs_backends, account_id, region, "queues").items()
-            if name in names.queues
+            if name in queue_names
         }
         # Open iterators of the kept streams, so that a reader mid-shard goes on reading.
         iterators = {

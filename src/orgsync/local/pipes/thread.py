@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from orgsync.local.pipes.errors import PipeError
+
 if TYPE_CHECKING:
     from orgsync.local.pipes.runner import PipeRunner
 
@@ -23,6 +25,7 @@ class PipeThread:
         self.runner = runner
         self.error: str | None = None
         self._restarting = False
+        self._paused = False
         self._restart_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = self._new_thread()
@@ -35,8 +38,12 @@ class PipeThread:
     def restart(self, make_runner: Callable[[], PipeRunner], timeout: float = 10) -> None:
         """Stop, then run a new runner: like a new process, it knows only the checkpoints.
 
-        Its metrics continue the old ones (drain counts passes across restarts)."""
+        Its metrics continue the old ones (drain counts passes across restarts). While paused it
+        does nothing: the pauser owns the runner until it resumes."""
         with self._restart_lock:
+            if self._paused:
+                logger.info("pipe %s: paused, not restarted", self.runner.settings.name)
+                return
             self._restarting = True
             try:
                 self.stop(timeout)
@@ -64,10 +71,16 @@ class PipeThread:
         self._thread.start()
 
     def pause(self, timeout: float = 10) -> None:
-        """Stop the thread, keeping the runner and its position (see `resume`)."""
+        """Stop the thread, keeping the runner and its position (see `resume`).
+
+        Raises PipeError if the thread does not stop in time: whoever pauses goes on to use the
+        runner itself, which must never happen beside a live thread.
+        """
         with self._restart_lock:
-            self._restarting = True
+            self._restarting = self._paused = True
             self.stop(timeout)
+            if self._thread.is_alive():
+                raise PipeError(f"pipe {self.runner.settings.name} did not stop in {timeout:g}s")
 
     def resume(self) -> None:
         """Run the same runner again in a new thread, after `pause`."""
@@ -75,7 +88,7 @@ class PipeThread:
             self._stop = threading.Event()
             self._thread = self._new_thread()
             self._thread.start()
-            self._restarting = False
+            self._restarting = self._paused = False
 
     def stop(self, timeout: float) -> None:
         self._stop.set()

@@ -6,25 +6,20 @@ applied through `orgsync.local.moto_patches`, the one door to moto's internals.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import urllib.request
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 from orgsync.local import moto_patches
 from orgsync.local.errors import EmulatorStartError
 from orgsync.local.servers.ports import HOST, ensure_port_free, wait_until_answering
-from orgsync.local.servers.serialized import SerializedApplication, WsgiApplication
+from orgsync.local.servers.serialized import SerializedApplication
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 logger = logging.getLogger(__name__)
-
-# The store's one route of its own: the stack names the resources a moto reset must spare.
-KEEP_ON_RESET_PATH: Final = "/orgsync-api/keep-on-reset"
 
 
 class MotoStore:
@@ -40,6 +35,7 @@ class MotoStore:
         self._host = host
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._kept: list[moto_patches.Kept] = []
 
     @property
     def port(self) -> int:
@@ -63,7 +59,7 @@ class MotoStore:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_patches.apply()
         application = SerializedApplication(
-            _with_keep_route(DomainDispatcherApplication(create_backend_app)),
+            DomainDispatcherApplication(create_backend_app),
             queue_wait_seconds=moto_patches.queue_wait_seconds,
         )
         ensure_port_free(self._host, self._requested_port)
@@ -91,12 +87,18 @@ class MotoStore:
     def keep_on_reset(
         self, *, account_id: str, region: str, tables: Iterable[str], queues: Iterable[str]
     ) -> None:
-        """Make `POST /moto-api/reset` spare these resources (see `moto_patches.reset`)."""
-        request_keep_on_reset(
-            self.endpoint_url, account_id=account_id, region=region, tables=tables, queues=queues
+        """Make `POST /moto-api/reset` spare these resources while this store serves.
+
+        moto's state is this process's, so the names go straight to `moto_patches.reset`.
+        """
+        self._kept.append(
+            moto_patches.keep_on_reset(account_id, region, tables=tables, queues=queues)
         )
 
     def stop(self) -> None:
+        kept, self._kept = self._kept, []
+        for names in kept:
+            moto_patches.forget_on_reset(names)
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -104,49 +106,3 @@ class MotoStore:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5)
-
-
-def request_keep_on_reset(
-    endpoint_url: str,
-    *,
-    account_id: str,
-    region: str,
-    tables: Iterable[str],
-    queues: Iterable[str],
-) -> None:
-    """Ask the moto store at `endpoint_url` (in any process) to spare these resources."""
-    body = json.dumps(
-        {"account_id": account_id, "region": region, "tables": list(tables), "queues": list(queues)}
-    ).encode()
-    request = urllib.request.Request(  # noqa: S310 - our own local endpoint
-        endpoint_url + KEEP_ON_RESET_PATH, data=body, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        response.read()
-
-
-def _with_keep_route(application: WsgiApplication) -> WsgiApplication:
-    """moto's app, plus KEEP_ON_RESET_PATH (run under the same one-request-at-a-time lock)."""
-
-    def routed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if (
-            environ.get("PATH_INFO") != KEEP_ON_RESET_PATH
-            or environ.get("REQUEST_METHOD") != "POST"
-        ):
-            return application(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        try:
-            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            moto_patches.keep_on_reset(
-                str(request["account_id"]),
-                str(request["region"]),
-                tables=[str(name) for name in request.get("tables", [])],
-                queues=[str(name) for name in request.get("queues", [])],
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            start_response("400 Bad Request", [("Content-Type", "text/plain")])
-            return [f"bad keep-on-reset request: {exc}".encode()]
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [b"{}"]
-
-    return routed

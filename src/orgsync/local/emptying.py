@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from orgsync.local.errors import EmbeddedStackError
+from orgsync.local.status import read_queue_depth
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -80,18 +81,8 @@ def empty_queue(sqs: SQSClient, queue_url: str) -> None:
         sqs.purge_queue(QueueUrl=queue_url)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code.endswith("PurgeQueueInProgress") and _is_empty(sqs, queue_url):
-            return
+        if code.endswith("PurgeQueueInProgress"):
+            depth = read_queue_depth(sqs, queue_url)
+            if not (depth.visible or depth.in_flight or depth.delayed):
+                return
         raise EmbeddedStackError(f"cannot purge queue {queue_url}: {exc}") from exc
-
-
-def _is_empty(sqs: SQSClient, queue_url: str) -> bool:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return not any(int(value) for value in attributes.values())

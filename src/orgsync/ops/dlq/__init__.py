@@ -1,6 +1,6 @@
 """Dead-letter queue inspection, redrive, stale discard and purge for operators.
 
-`messages` reads the DLQ without consuming it (list, count); `redrive` moves its messages back to
+`messages` reads the DLQ without consuming it (list, count); `redriving` moves its messages back to
 the main queue; `discard` deletes what the fence makes obsolete, or purges the queue. `_sqs` holds
 the SQS calls they share. Talks to SQS (and, to read the fence, DynamoDB) through injected
 clients; must not depend on the CLI or the local stack. Every name is re-exported here, so callers
@@ -24,7 +24,7 @@ from orgsync.ops.dlq.messages import (
     describe_message,
     peek_messages,
 )
-from orgsync.ops.dlq.redrive import (
+from orgsync.ops.dlq.redriving import (
     RedriveError,
     RedriveMethod,
     RedriveResult,

@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
+from integration_stack import client
 
 from orgsync.local.servers import find_free_port
 
@@ -82,18 +83,8 @@ def _wait_until(
     raise AssertionError(f"condition not met in {timeout:g}s: {output.read_text()[-3000:]}")
 
 
-def _client(service: str, endpoint_url: str) -> object:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="orgsynclocal",
-        aws_secret_access_key="orgsynclocal",
-    )
-
-
-def _put_user(dynamodb: object, user_id: str, org_id: str) -> None:
-    dynamodb.put_item(  # type: ignore[attr-defined]
+def _put_user(dynamodb: Any, user_id: str, org_id: str) -> None:
+    dynamodb.put_item(
         TableName="poc-users",
         Item={
             "pk": {"S": f"USER#{user_id}"},
@@ -105,8 +96,8 @@ def _put_user(dynamodb: object, user_id: str, org_id: str) -> None:
     )
 
 
-def _is_member(dynamodb: object, user_id: str, org_id: str) -> bool:
-    item = dynamodb.get_item(  # type: ignore[attr-defined]
+def _is_member(dynamodb: Any, user_id: str, org_id: str) -> bool:
+    item = dynamodb.get_item(
         TableName="poc-organizations",
         Key={"pk": {"S": f"ORGANIZATION#{org_id}"}, "sk": {"S": f"MEMBERSHIP#{user_id}"}},
         ConsistentRead=True,
@@ -114,9 +105,9 @@ def _is_member(dynamodb: object, user_id: str, org_id: str) -> bool:
     return "Item" in item
 
 
-def _queue_exists(sqs: object, name: str) -> bool:
+def _queue_exists(sqs: Any, name: str) -> bool:
     try:
-        sqs.get_queue_url(QueueName=name)  # type: ignore[attr-defined]
+        sqs.get_queue_url(QueueName=name)
     except ClientError:
         return False
     return True
@@ -124,11 +115,11 @@ def _queue_exists(sqs: object, name: str) -> bool:
 
 def test_a_deleted_queue_does_not_end_local_up(tmp_path: Path) -> None:
     with local_up(tmp_path) as (endpoint, output):
-        sqs = _client("sqs", endpoint)
-        url = sqs.get_queue_url(QueueName="user-table-dynamo-pipe-dlq")["QueueUrl"]  # type: ignore[attr-defined]
-        sqs.delete_queue(QueueUrl=url)  # type: ignore[attr-defined]
+        sqs = client("sqs", endpoint)
+        url = sqs.get_queue_url(QueueName="user-table-dynamo-pipe-dlq")["QueueUrl"]
+        sqs.delete_queue(QueueUrl=url)
         time.sleep(5)  # two status refreshes: each used to end the process
-        dynamodb = _client("dynamodb", endpoint)
+        dynamodb = client("dynamodb", endpoint)
         _put_user(dynamodb, "after-delete", "org-a")
         deadline = time.monotonic() + 30
         while not _is_member(dynamodb, "after-delete", "org-a"):
@@ -139,10 +130,10 @@ def test_a_deleted_queue_does_not_end_local_up(tmp_path: Path) -> None:
 
 def test_local_up_recreates_deleted_resources_when_asked(tmp_path: Path) -> None:
     with local_up(tmp_path, "--recreate-missing") as (endpoint, output):
-        sqs, dynamodb = _client("sqs", endpoint), _client("dynamodb", endpoint)
-        url = sqs.get_queue_url(QueueName="user-dynamo-stream.fifo")["QueueUrl"]  # type: ignore[attr-defined]
-        sqs.delete_queue(QueueUrl=url)  # type: ignore[attr-defined]
-        dynamodb.delete_table(TableName="poc-users")  # type: ignore[attr-defined]
+        sqs, dynamodb = client("sqs", endpoint), client("dynamodb", endpoint)
+        url = sqs.get_queue_url(QueueName="user-dynamo-stream.fifo")["QueueUrl"]
+        sqs.delete_queue(QueueUrl=url)
+        dynamodb.delete_table(TableName="poc-users")
         deadline = time.monotonic() + 30
         while not (_queue_exists(sqs, "user-dynamo-stream.fifo") and _tables(dynamodb)):
             assert time.monotonic() < deadline, output.read_text()[-3000:]
@@ -155,14 +146,14 @@ def test_local_up_recreates_deleted_resources_when_asked(tmp_path: Path) -> None
     assert "recreated" in output.read_text()
 
 
-def _tables(dynamodb: object) -> bool:
-    return "poc-users" in dynamodb.list_tables()["TableNames"]  # type: ignore[attr-defined]
+def _tables(dynamodb: Any) -> bool:
+    return "poc-users" in dynamodb.list_tables()["TableNames"]
 
 
 def test_the_terminal_gets_warnings_and_the_log_file_the_rest(tmp_path: Path) -> None:
     log_file = tmp_path / "orgsync.log"
     with local_up(tmp_path, "--log-file", str(log_file)) as (endpoint, output):
-        dynamodb = _client("dynamodb", endpoint)
+        dynamodb = client("dynamodb", endpoint)
         for index in range(5):
             _put_user(dynamodb, f"quiet-{index}", "org-q")
         deadline = time.monotonic() + 30
@@ -197,7 +188,7 @@ def test_an_exported_endpoint_does_not_stop_local_up_from_serving_its_own(tmp_pa
     # What the banner of another `local up` tells a shell to export; here a closed port.
     elsewhere = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{find_free_port()}"}
     with local_up(tmp_path, environment=elsewhere) as (endpoint, output):
-        dynamodb = _client("dynamodb", endpoint)
+        dynamodb = client("dynamodb", endpoint)
         _put_user(dynamodb, "own-store", "org-e")
         deadline = time.monotonic() + 30
         while not _is_member(dynamodb, "own-store", "org-e"):

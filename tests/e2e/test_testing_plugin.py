@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from orgsync.local import remote
+from orgsync.local.errors import EmbeddedStackError
+from orgsync.local.options import StackOptions
 from orgsync.local.remote import RemoteStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -98,10 +101,6 @@ def test_a_template_option_with_a_space_is_refused_before_it_moves_the_rootdir(
 def test_a_call_left_unanswered_stops_the_stack_process_instead_of_desynchronising_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from orgsync.local import remote  # noqa: PLC0415
-    from orgsync.local.errors import EmbeddedStackError  # noqa: PLC0415
-    from orgsync.local.options import StackOptions  # noqa: PLC0415
-
     stack = RemoteStack(StackOptions(template_path=TEMPLATE, port=0))
     stack.start()
     try:

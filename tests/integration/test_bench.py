@@ -223,9 +223,12 @@ def _orgsync(elsewhere: Elsewhere, *args: str) -> list[str]:
     rewrites os.environ (AWS_REGION …) under the pipeline threads running in this process."""
     return [
         str(Path(sys.executable).with_name("orgsync")),
-        "--endpoint-url", elsewhere.endpoint, "--name-prefix", elsewhere.prefix,
+        "--endpoint-url",
+        elsewhere.endpoint,
+        "--name-prefix",
+        elsewhere.prefix,
         *args,
-    ]  # fmt: skip
+    ]
 
 
 def _subprocess_env() -> dict[str, str]:

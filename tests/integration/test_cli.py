@@ -117,9 +117,20 @@ def test_users_put_get_delete_round_trip_with_the_seed_defaults(stack: Stack) ->
 
 def test_users_put_takes_explicit_values_and_repeated_orgs(stack: Stack) -> None:
     result = stack.invoke(
-        "users", "put", "u-2", "--email", "b@example.org", "--status", "SUSPENDED",
-        "--org", "o1", "--org", "o2", "--org", "o3",
-    )  # fmt: skip
+        "users",
+        "put",
+        "u-2",
+        "--email",
+        "b@example.org",
+        "--status",
+        "SUSPENDED",
+        "--org",
+        "o1",
+        "--org",
+        "o2",
+        "--org",
+        "o3",
+    )
     assert result.exit_code == 0, result.output
     shown = json.loads(stack.invoke("users", "get", "u-2", "--json").stdout)
     assert shown["status"] == "SUSPENDED"
@@ -162,9 +173,11 @@ def test_status_prints_queue_depths_and_table_sizes(stack: Stack) -> None:
     ]
     for n in range(3):
         stack.sqs.send_message(
-            QueueUrl=main_url, MessageBody=f"m{n}", MessageGroupId=f"g{n}",
+            QueueUrl=main_url,
+            MessageBody=f"m{n}",
+            MessageGroupId=f"g{n}",
             MessageDeduplicationId=f"d{n}",
-        )  # fmt: skip
+        )
 
     snapshot = stack.invoke("status", "--json")
     assert snapshot.exit_code == 0, snapshot.output
@@ -469,10 +482,19 @@ def test_exact_table_names_replace_the_prefixed_ones(stack: Stack) -> None:
 
     by_option = CliRunner().invoke(
         app,
-        ["--endpoint-url", stack.endpoint, "--users-table", users_table,
-         "users", "put", "auth0|a", "--org", "org-x"],
+        [
+            "--endpoint-url",
+            stack.endpoint,
+            "--users-table",
+            users_table,
+            "users",
+            "put",
+            "auth0|a",
+            "--org",
+            "org-x",
+        ],
         env=CLEAN_CLI_ENV,
-    )  # fmt: skip
+    )
     assert by_option.exit_code == 0, by_option.output
     assert users_table in by_option.stdout
     written = stack.dynamodb.scan(TableName=users_table)["Items"]
@@ -495,10 +517,18 @@ def test_exact_queue_names_replace_the_prefixed_ones(stack: Stack) -> None:
         stack.sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})
     result = CliRunner().invoke(
         app,
-        ["--endpoint-url", stack.endpoint, "--name-prefix", stack.prefix, "--queue", main,
-         "status", "--json"],
+        [
+            "--endpoint-url",
+            stack.endpoint,
+            "--name-prefix",
+            stack.prefix,
+            "--queue",
+            main,
+            "status",
+            "--json",
+        ],
         env={**CLEAN_CLI_ENV, "ORGSYNC_DEAD_LETTER_QUEUE": dead},
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     shown = result.stdout
     assert main in shown

@@ -196,8 +196,11 @@ def test_dlq_redrive_moves_messages_back_keeping_group_and_changing_dedup_id(
         "invalid_organizations"
     )
     # Within one group the order survives the move.
-    u0 = [json.loads(m["Body"])["dynamodb"]["SequenceNumber"] for m in moved
-          if m["Attributes"]["MessageGroupId"] == "USER#auth0|u0"]  # fmt: skip
+    u0 = [
+        json.loads(m["Body"])["dynamodb"]["SequenceNumber"]
+        for m in moved
+        if m["Attributes"]["MessageGroupId"] == "USER#auth0|u0"
+    ]
     assert u0 == ["200", "212"]
 
 
@@ -208,13 +211,17 @@ def test_a_redriven_message_is_not_swallowed_by_the_main_queues_dedup_window(
     # still there (moto deduplicates against queued messages; AWS for 5 minutes after sending).
     body = _stream_record("auth0|x", "300")
     queues.sqs.send_message(
-        QueueUrl=queues.main_url, MessageBody=body, MessageGroupId="USER#auth0|x",
+        QueueUrl=queues.main_url,
+        MessageBody=body,
+        MessageGroupId="USER#auth0|x",
         MessageDeduplicationId="evt-x",
-    )  # fmt: skip
+    )
     queues.sqs.send_message(
-        QueueUrl=queues.dlq_url, MessageBody=body, MessageGroupId="USER#auth0|x",
+        QueueUrl=queues.dlq_url,
+        MessageBody=body,
+        MessageGroupId="USER#auth0|x",
         MessageDeduplicationId="evt-x",
-    )  # fmt: skip
+    )
 
     result = queues.invoke("dlq", "redrive")
     assert result.exit_code == 0, result.output
@@ -345,10 +352,20 @@ def _body_lines(output: str) -> list[str]:
 
 def test_dlq_list_at_80_columns_shows_each_message_on_one_line(queues: Queues) -> None:
     users = [f"auth0|66199504eddfc16953adc9{n:02d}" for n in range(3)]
-    _send_described(queues, users[0], _AWS_LENGTH_SEQ, "invalid_organizations",
-                    "'organizations' holds non-strings or empty strings")  # fmt: skip
-    _send_described(queues, users[1], _AWS_LENGTH_SEQ[:-1] + "2", "key_too_long",
-                    "MEMBERSHIP#<user> is 1100 bytes, over DynamoDB's limit of 1024")  # fmt: skip
+    _send_described(
+        queues,
+        users[0],
+        _AWS_LENGTH_SEQ,
+        "invalid_organizations",
+        "'organizations' holds non-strings or empty strings",
+    )
+    _send_described(
+        queues,
+        users[1],
+        _AWS_LENGTH_SEQ[:-1] + "2",
+        "key_too_long",
+        "MEMBERSHIP#<user> is 1100 bytes, over DynamoDB's limit of 1024",
+    )
     _send_plain(queues, users[2], _AWS_LENGTH_SEQ[:-1] + "3", dedup="evt-plain")
 
     result = queues.invoke("dlq", "list", columns=80)
@@ -373,8 +390,13 @@ def test_dlq_list_at_80_columns_shows_each_message_on_one_line(queues: Queues) -
 
 
 def test_dlq_list_shows_whole_values_when_the_terminal_is_wide_enough(queues: Queues) -> None:
-    _send_described(queues, "auth0|66199504eddfc16953adc92e", _AWS_LENGTH_SEQ,
-                    "invalid_organizations", "'organizations' is a number")  # fmt: skip
+    _send_described(
+        queues,
+        "auth0|66199504eddfc16953adc92e",
+        _AWS_LENGTH_SEQ,
+        "invalid_organizations",
+        "'organizations' is a number",
+    )
     result = queues.invoke("dlq", "list", columns=200)
     assert result.exit_code == 0, result.output
     (row,) = _body_lines(result.stdout)

@@ -48,9 +48,11 @@ def _read(aws: AwsStack, **options: Any) -> status.PipelineStatus:
 
 def _fill_both_dlqs(aws: AwsStack) -> None:
     aws.sqs.send_message(
-        QueueUrl=aws.dead_letter_queue_url, MessageBody="{not json", MessageGroupId="USER#a",
+        QueueUrl=aws.dead_letter_queue_url,
+        MessageBody="{not json",
+        MessageGroupId="USER#a",
         MessageDeduplicationId=uuid.uuid4().hex,
-    )  # fmt: skip
+    )
     aws.sqs.send_message(QueueUrl=_pipe_dlq_url(aws), MessageBody='{"batch": "shard range"}')
 
 
@@ -74,8 +76,12 @@ def test_status_shows_the_pipes_dlq_and_flags_non_empty_dlqs_with_the_command_to
     # Never received from: locally there is no CloudWatch metric to read instead.
     assert data["main_queue"]["oldest_age_seconds"] is None
     hints = " ".join(hint for item in data["attention"] for hint in item["hints"])
-    for command in ("orgsync dlq list", "orgsync dlq discard --stale", "orgsync dlq redrive",
-                    "orgsync reconcile --repair"):  # fmt: skip
+    for command in (
+        "orgsync dlq list",
+        "orgsync dlq discard --stale",
+        "orgsync dlq redrive",
+        "orgsync reconcile --repair",
+    ):
         assert command in hints
 
     rendered = _invoke(aws, "status", columns=80)

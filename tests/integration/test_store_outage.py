@@ -8,15 +8,16 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from dynamodb_local import require_dynamodb_local
 
-from orgsync.local.servers import locate_dynamodb_local, start_store
+from orgsync.local.servers import DynamoDBLocalStore, locate_dynamodb_local
 
 
 def test_a_stopped_dynamodb_local_is_an_aws_error_not_a_traceback(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    directory = require_dynamodb_local()
-    assert locate_dynamodb_local(directory) is not None
-    store = start_store("dynamodb-local", port=0, dynamodb_local_dir=directory)
+    distribution = locate_dynamodb_local(require_dynamodb_local())
+    assert distribution is not None
+    store = DynamoDBLocalStore(distribution, port=0)
+    store.start()
     try:
         client = boto3.client(
             "dynamodb",
@@ -27,7 +28,8 @@ def test_a_stopped_dynamodb_local_is_an_aws_error_not_a_traceback(
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
         client.list_tables()
-        process = store._process  # type: ignore[attr-defined]  # the JVM, as if it crashed
+        process = store._process  # the JVM: killed, as if it crashed
+        assert process is not None
         process.kill()
         process.wait(timeout=10)
         with pytest.raises(ClientError) as raised:

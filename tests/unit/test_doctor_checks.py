@@ -6,8 +6,10 @@ The real CLI, with the real PATH and a real endpoint, is driven in tests/integra
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ProfileNotFound
@@ -52,21 +54,20 @@ SAM_OK = CommandResult(0, "SAM CLI, version 1.170.0\n")
 PIP_OK = CommandResult(0, PIP_OUTPUT)
 
 
-def inputs(**overrides: object) -> DoctorInputs:
-    values: dict[str, object] = {
-        "functions": (CONSUMER,),
-        "template_problem": None,
-        "which": on_path("sam", "make", "task"),
-        "run": answers({"sam": SAM_OK, "pip": PIP_OK}),
-        "build_python": "/repo/.venv/bin/python",
-        "venv_bin": None,
-        "credentials": lambda: "env",
-        "region": "eu-west-1",
-        "stack_name": "orgsync",
-        "stack": lambda name: "UPDATE_COMPLETE",
-    }
-    values.update(overrides)
-    return DoctorInputs(**values)  # type: ignore[arg-type]
+def inputs(**overrides: Any) -> DoctorInputs:
+    base = DoctorInputs(
+        functions=(CONSUMER,),
+        template_problem=None,
+        which=on_path("sam", "make", "task"),
+        run=answers({"sam": SAM_OK, "pip": PIP_OK}),
+        build_python="/repo/.venv/bin/python",
+        venv_bin=None,
+        credentials=lambda: "env",
+        region="eu-west-1",
+        stack_name="orgsync",
+        stack=lambda name: "UPDATE_COMPLETE",
+    )
+    return dataclasses.replace(base, **overrides)
 
 
 # ---------------------------------------------------------------- the whole report

@@ -161,9 +161,11 @@ def _interrupt(_signal: int, _frame: object) -> None:
 def _read_status(stack: EmbeddedStack, *, recreate: bool) -> StackStatus | str:
     """The status, or why it cannot be read: a status line never ends `local up`."""
     try:
-        if recreate and stack.status().missing:
+        status = stack.status()
+        if recreate and status.missing:
             stack.recreate_missing()
-        return stack.status()
+            status = stack.status()
+        return status
     except OrgsyncError as exc:
         return f"[yellow]{escape(first_line(str(exc)))}[/yellow]"
 

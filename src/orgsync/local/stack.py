@@ -441,7 +441,6 @@ class EmbeddedStack:
                 self._pipes[index].restart(factory)
             for thread in self._pipes:
                 thread.runner.ensure_checkpoint_table()
-            self._keep_on_reset(model)
             logger.warning("recreated %s", ", ".join(missing))
             return missing
 

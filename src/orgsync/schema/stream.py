@@ -15,7 +15,7 @@ from typing import Any
 
 from orgsync.domain.model import ChangeKind, UserChange
 from orgsync.schema.attributes import string_of
-from orgsync.schema.keys import USER_PREFIX, USER_SORT_KEY
+from orgsync.schema.keys import USER_PREFIX, USER_SORT_KEY, user_id_of_user_key
 from orgsync.schema.rejection import Rejected, RejectedItemError, RejectReason
 from orgsync.schema.users import check_keys, decode_user_state
 
@@ -103,10 +103,8 @@ def read_identity(body: str) -> StreamIdentity | None:
     if not isinstance(stream, dict) or not isinstance(keys, dict):
         return None
     pk, sk = string_of(keys.get("pk")), string_of(keys.get("sk"))
-    if pk is None or not pk.startswith(USER_PREFIX) or sk != USER_SORT_KEY:
-        return None
-    user_id = pk[len(USER_PREFIX) :]
-    if not user_id:
+    user_id = user_id_of_user_key(pk, sk) if pk is not None and sk is not None else None
+    if user_id is None:
         return None
     try:
         seq = _parse_sequence_number(stream.get("SequenceNumber"))

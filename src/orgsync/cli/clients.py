@@ -84,3 +84,9 @@ def _known_regions() -> frozenset[str]:
         for service in ("dynamodb", "sqs")
         for region in session.get_available_regions(service, partition_name=partition)
     )
+
+
+def dynamodb_client(settings: CliSettings) -> DynamoDBClient:
+    """A DynamoDB client for `settings`: module-level, so `partial(dynamodb_client, settings)`
+    pickles into the worker processes of `orgsync reconcile --workers`."""
+    return build_clients(settings).dynamodb

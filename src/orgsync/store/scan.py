@@ -6,7 +6,7 @@ runs in its own thread because boto3 clients are thread-safe and the work is I/O
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from orgsync.schema.organizations import (
 )
 from orgsync.schema.rejection import Rejected
 from orgsync.schema.users import user_state_of_item
+from orgsync.store.retry import Caller
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,6 +56,34 @@ def parallel_scan(
 
     with ThreadPoolExecutor(max_workers=segments) as pool:
         return [item for chunk in pool.map(scan_segment, range(segments)) for item in chunk]
+
+
+def scan_pages(
+    client: DynamoDBClient,
+    table_name: str,
+    *,
+    segment: int,
+    total_segments: int,
+    caller: Caller | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages of one scan segment, one at a time: memory holds a page (1 MB), not the table.
+
+    Each page is one call under the store's retry policy, so a page that timed out or was
+    throttled is read again from the same `ExclusiveStartKey` instead of failing the scan.
+    """
+    call = (caller or Caller()).call
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "Segment": segment,
+        "TotalSegments": total_segments,
+    }
+    while True:
+        page = call(client.scan, **request)
+        yield page.get("Items", [])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+        request["ExclusiveStartKey"] = start
 
 
 @dataclass(slots=True)

@@ -1,0 +1,68 @@
+"""What every slice of a run shares: the client, the tables, the readers and the repairer.
+
+Built once per run (or per Lambda container) and shared by the slices' threads: everything in
+it is thread-safe (boto3 clients are; the readers and the repairer hold no state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orgsync.domain.apply import DEFAULT_MAX_ATTEMPTS, ReplicationPort
+from orgsync.ops.reconcile.repairing import Repairer
+from orgsync.ops.reconcile.slices import Pass, Tables
+from orgsync.store.organizations import OrganizationsReader
+from orgsync.store.replication import DynamoReplicationStore
+from orgsync.store.retry import Caller
+from orgsync.store.users import UsersTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# (pass, items scanned since the last call, drifted users found since the last call).
+ProgressCallback = Callable[[Pass, int, int], None]
+
+
+def no_progress(pass_: Pass, items: int, drifted: int) -> None:
+    del pass_, items, drifted
+
+
+@dataclass(frozen=True, slots=True)
+class SliceContext:
+    dynamodb: DynamoDBClient
+    tables: Tables
+    repair: bool
+    caller: Caller
+    users: UsersTable
+    organizations: OrganizationsReader
+    repairer: Repairer
+    progress: ProgressCallback
+
+
+def slice_context(
+    dynamodb: DynamoDBClient,
+    *,
+    tables: Tables,
+    repair: bool,
+    on_progress: ProgressCallback | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    store: ReplicationPort | None = None,
+) -> SliceContext:
+    caller = Caller()
+    users = UsersTable(dynamodb, tables.users)
+    return SliceContext(
+        dynamodb=dynamodb,
+        tables=tables,
+        repair=repair,
+        caller=caller,
+        users=users,
+        organizations=OrganizationsReader(dynamodb, tables.organizations, caller),
+        repairer=Repairer(
+            users=users,
+            store=store or DynamoReplicationStore(dynamodb, tables.organizations),
+            max_attempts=max_attempts,
+        ),
+        progress=on_progress or no_progress,
+    )

@@ -9,8 +9,13 @@ isolated.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 from integration_stack import CLEAN_CLI_ENV, AwsStack, UsersWriter, assert_invariant, consume
@@ -326,3 +331,121 @@ def test_the_cli_reports_drift_as_json_repairs_and_fails_on_drift_only_when_aske
     result = invoke("--fail-on-drift")
     assert result.exit_code == 0, result.output
     assert "no drift" in result.stdout
+
+
+def corrupt_a_little_of_everything(aws: AwsStack) -> None:
+    users = UsersWriter(aws)
+    consume(aws, *(users.put(f"s{i}", [f"org-{i % 5}", f"org-{i % 3}"]) for i in range(24)))
+    for i in range(6):
+        users.put(f"backfill-{i}", [f"org-{i}"])  # never replicated
+    delete_membership(aws, "org-1", "s1")
+    put_membership(aws, "zz", "s2", email="p@example.org", status="ACTIVE")
+    put_membership(aws, "org-3", "s3", email="p@example.org", status="SUSPENDED")
+    put_membership(aws, "org-0", "ghost")
+    rewrite_replication(aws, "s4", orgs=frozenset({"phantom"}))
+
+
+def invoke_cli(aws: AwsStack, *args: str) -> Any:
+    prefix = aws.users_table.removesuffix("poc-users")
+    return CliRunner().invoke(
+        app,
+        ["--endpoint-url", aws.endpoint_url, "--name-prefix", prefix, "reconcile", *args],
+        env=CLEAN_CLI_ENV,
+    )
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """A report without what differs between runs of the same slices (times, how they ran)."""
+    timing = {"seconds", "slice_seconds", "users_per_second", "slices_resumed", "slices_ran"}
+    return {name: value for name, value in report.items() if name not in timing}
+
+
+def test_slices_run_alone_then_merged_equal_a_full_run(aws, tmp_path):
+    corrupt_a_little_of_everything(aws)
+    full = invoke_cli(aws, "--json", "--total-segments", "3")
+    assert full.exit_code == 0, full.output
+
+    run_dir = tmp_path / "run"
+    for segment in (2, 0, 1):  # anywhere, in any order: each writes its two slices' reports
+        for pass_ in ("organizations", "users"):
+            alone = invoke_cli(
+                aws, "--json", "--total-segments", "3", "--segment", str(segment),
+                "--pass", pass_, "--run-dir", str(run_dir),
+            )  # fmt: skip
+            assert alone.exit_code == 0, alone.output
+            assert json.loads(alone.stdout)["slices"] == [f"{pass_}-{segment}-of-3"]
+    merged = invoke_cli(aws, "--json", "--total-segments", "3", "--run-dir", str(run_dir))
+    assert merged.exit_code == 0, merged.output
+    merged_report = json.loads(merged.stdout)
+    assert (merged_report["slices_resumed"], merged_report["slices_ran"]) == (6, 0)
+    assert comparable(merged_report) == comparable(json.loads(full.stdout))
+    assert merged_report["drift"] == {
+        "extra": 1,
+        "missing": 7,
+        "orphan": 1,
+        "record_mismatch": 1,
+        "stale_attributes": 1,
+        "unreplicated": 6,
+    }
+
+    # The directory belongs to that run: a repair (or other segments) must not reuse its slices.
+    refused = invoke_cli(aws, "--repair", "--total-segments", "3", "--run-dir", str(run_dir))
+    assert refused.exit_code == 2
+    assert "holds a run of" in refused.output
+    assert invoke_cli(aws, "--segment", "3", "--total-segments", "3").exit_code == 2
+
+
+def test_the_table_output_names_the_drifted_users(aws):
+    corrupt_a_little_of_everything(aws)
+    result = invoke_cli(aws)
+    assert result.exit_code == 0, result.output
+    line = next(row for row in result.stdout.splitlines() if row.startswith("drifted users:"))
+    for user_id in ("s1", "s2", "s3", "s4", "ghost", "backfill-0", "backfill-5"):
+        assert user_id in line.removeprefix("drifted users:").replace(",", " ").split()
+
+
+def test_a_killed_workers_run_resumes_without_redoing_finished_slices(aws, tmp_path):
+    users = UsersWriter(aws)
+    for i in range(240):  # a backfill: none of them replicated
+        users.put(f"old-{i:03}", [f"org-{i % 7}", f"org-{i % 11}"])
+    run_dir = tmp_path / "run"
+    prefix = aws.users_table.removesuffix("poc-users")
+    command = [
+        sys.executable, "-m", "orgsync", "--endpoint-url", aws.endpoint_url,
+        "--name-prefix", prefix, "reconcile", "--repair", "--json",
+        "--total-segments", "8", "--workers", "2", "--run-dir", str(run_dir),
+    ]  # fmt: skip
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORGSYNC_"))}
+    first = subprocess.Popen(
+        command,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes the workers too
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(run_dir.glob("users-*.json")):
+            assert first.poll() is None, "the run ended before any slice could be seen finished"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    finished = {path.name: path.stat().st_mtime_ns for path in run_dir.glob("*-of-8.json")}
+    assert 0 < len(finished) < 16, sorted(finished)
+
+    second = subprocess.run(
+        command, check=False, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert (report["slices_resumed"], report["slices_ran"]) == (
+        len(finished),
+        16 - len(finished),
+    )
+    assert len(report["slices"]) == 16
+    untouched = {name: (run_dir / name).stat().st_mtime_ns for name in finished}
+    assert untouched == finished, "a finished slice was run again"
+    assert_invariant(aws)
+    assert run_reconcile(aws).drift == {}

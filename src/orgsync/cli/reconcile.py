@@ -118,10 +118,15 @@ def reconcile_command(
         directory=directory,
     )
     result = run() if as_json else _run_with_progress(run, spec, only_pass, segment)
+    document = {
+        **result.report.to_json(),
+        "slices_resumed": result.resumed,
+        "slices_ran": result.ran,
+    }
     if output is not None:
-        output.write_text(json.dumps(result.report.to_json(), indent=1) + "\n")
+        output.write_text(json.dumps(document, indent=1) + "\n")
     if as_json:
-        print_json(result.report.to_json())
+        print_json(document)
     else:
         _print_reconcile(result)
     if fail_on_drift and result.report.unresolved:

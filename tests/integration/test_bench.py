@@ -42,7 +42,7 @@ SUMMARY_KEYS = (
     "consumer_dynamodb_requests_per_applied_change",
     "hot_path_us_per_record",
     "hot_path_speedup_vs_baseline",
-    "reconcile_ratio_to_raw_scan",
+    "reconcile_ratio_to_raw_scan_of_both_tables",
     "price_usd_per_million_user_changes",
 )
 MARKED = "orgsync-bench-"

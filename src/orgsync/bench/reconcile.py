@@ -33,9 +33,10 @@ class ReconcileFigures:
 
     @property
     def ratio(self) -> float:
-        if not self.raw_scan_users_per_second:
+        """Audit ÷ scanning both tables (each in parallel segments, one after the other)."""
+        if not self.raw_scan_both_users_per_second:
             return 0.0
-        return self.reconcile_users_per_second / self.raw_scan_users_per_second
+        return self.reconcile_users_per_second / self.raw_scan_both_users_per_second
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,12 +48,12 @@ class ReconcileFigures:
             ),
             "raw_scan_both_tables_users_per_second": round(self.raw_scan_both_users_per_second, 1),
             "reconcile_users_per_second": round(self.reconcile_users_per_second, 1),
-            "ratio_to_raw_scan": round(self.ratio, 3),
-            "ratio_to_raw_scan_of_both_tables": round(
-                self.reconcile_users_per_second / self.raw_scan_both_users_per_second, 3
+            "ratio_to_raw_scan_of_users_table": round(
+                self.reconcile_users_per_second / self.raw_scan_users_per_second, 3
             )
-            if self.raw_scan_both_users_per_second
+            if self.raw_scan_users_per_second
             else None,
+            "ratio_to_raw_scan_of_both_tables": round(self.ratio, 3),
             "users_with_drift": self.users_with_drift,
             "segments": self.segments,
             "repeats": self.repeats,

@@ -158,7 +158,7 @@ class BenchReport:
             "hot_path_speedup_vs_baseline": round(self.hot_path.speedup, 2)
             if self.hot_path
             else None,
-            "reconcile_ratio_to_raw_scan": round(self.reconcile.ratio, 3)
+            "reconcile_ratio_to_raw_scan_of_both_tables": round(self.reconcile.ratio, 3)
             if self.reconcile
             else None,
             "price_usd_per_million_user_changes": self._price(),
@@ -193,7 +193,7 @@ class BenchReport:
 
         ratio, p99 = summary["replication_ratio_to_ceiling"], summary["lag_ms_p99"]
         per_change = summary["consumer_dynamodb_requests_per_applied_change"]
-        reconcile_ratio = summary["reconcile_ratio_to_raw_scan"]
+        reconcile_ratio = summary["reconcile_ratio_to_raw_scan_of_both_tables"]
         return {
             "sustained_replication": check(
                 f">= {TARGET_RATIO} x ceiling, lag p99 <= {TARGET_LAG_P99_MS:.0f} ms",
@@ -213,7 +213,7 @@ class BenchReport:
                 None if hot is None else hot.orgsync_us <= TARGET_HOT_PATH_US and hot.speedup > 1,
             ),
             "reconcile": check(
-                f">= {TARGET_RECONCILE_RATIO} x raw parallel scan",
+                f">= {TARGET_RECONCILE_RATIO} x raw parallel scan of both tables",
                 reconcile_ratio,
                 None if reconcile_ratio is None else reconcile_ratio >= TARGET_RECONCILE_RATIO,
             ),

@@ -449,3 +449,43 @@ def test_a_killed_workers_run_resumes_without_redoing_finished_slices(aws, tmp_p
     assert untouched == finished, "a finished slice was run again"
     assert_invariant(aws)
     assert run_reconcile(aws).drift == {}
+
+
+def test_an_unreadable_record_is_counted_and_skipped_and_the_rest_is_repaired(aws):
+    users = UsersWriter(aws)
+    consume(aws, users.put("fine", ["a"]), users.put("garbled", ["a"]), users.put("gone", ["b"]))
+    consume(aws, users.delete("gone"))
+    delete_membership(aws, "a", "fine")
+    for user_id in ("garbled", "gone"):  # a record orgsync did not write: seq is not a number
+        aws.dynamodb.put_item(
+            TableName=aws.organizations_table,
+            Item={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "REPLICATION"}, "seq": {"S": "x"}},
+        )
+
+    report = run_reconcile(aws, repair=True)
+    # "garbled" exists: the users pass reads its record; "gone" does not: the other pass does.
+    assert report.drift == {"missing": 1, "unreadable_record": 2}
+    assert (report.users_repaired, report.users_skipped, report.unresolved) == (1, 2, 2)
+    assert sorted(s.user_id for s in report.skipped) == ["garbled", "gone"]
+    assert {s.reason for s in report.skipped} == {"unreadable REPLICATION record (KeyError)"}
+    assert json.loads(invoke_cli(aws, "--json").stdout)["unresolved"] == 2
+    assert invoke_cli(aws, "--fail-on-drift").exit_code == 1
+
+
+def test_a_damaged_slice_report_counts_as_unfinished_and_its_slice_runs_again(
+    aws, tmp_path, caplog
+):
+    corrupt_a_little_of_everything(aws)
+    run_dir = tmp_path / "run"
+    first = invoke_cli(aws, "--json", "--total-segments", "2", "--run-dir", str(run_dir))
+    assert first.exit_code == 0, first.output
+    (run_dir / "users-1-of-2.json").write_text('{"repair": false, "users_sc')  # cut short
+
+    again = invoke_cli(aws, "--json", "--total-segments", "2", "--run-dir", str(run_dir))
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert (report["slices_resumed"], report["slices_ran"]) == (3, 1)
+    assert comparable(report) == comparable(json.loads(first.stdout))
+    assert "users-1-of-2.json cannot be read (JSONDecodeError): its slice runs again" in (
+        caplog.text
+    )

@@ -10,6 +10,7 @@ all of them; that is both "resume" and "merge the slices run elsewhere".
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import queue
@@ -29,6 +30,8 @@ from orgsync.ops.reconcile.slices import Pass, Slice, Tables, all_slices
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
 
 # Slices running at once in this process when no --workers are asked for.
 MAX_THREADS = 16
@@ -76,10 +79,23 @@ class RunDirectory:
             _write_atomically(run_file, spec.to_json())
 
     def finished(self) -> dict[str, ReconcileReport]:
+        """The reports of finished slices; one that cannot be read counts as not finished.
+
+        Reports are written atomically, so an unreadable one was edited or damaged by hand;
+        running its slice again is harmless (repairs are fenced), losing its findings is not.
+        """
         reports: dict[str, ReconcileReport] = {}
         for file in sorted(self.path.glob("*.json")):
-            if file.name != _RUN_FILE:
+            if file.name == _RUN_FILE:
+                continue
+            try:
                 reports[file.stem] = ReconcileReport.from_json(json.loads(file.read_text()))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                logger.warning(
+                    "reconcile: %s cannot be read (%s): its slice runs again",
+                    file,
+                    type(exc).__name__,
+                )
         return reports
 
     def save(self, slice_: Slice, report: ReconcileReport) -> None:

@@ -23,7 +23,14 @@ from rich.progress import (
 
 from orgsync.cli.clients import dynamodb_client
 from orgsync.cli.errors import RefusedInputError
-from orgsync.cli.render import new_table, out_console, print_json
+from orgsync.cli.reconcile_on_aws import (
+    OnAwsRequest,
+    follow_on_aws,
+    print_on_aws,
+    refuse_on_aws,
+    start_on_aws,
+)
+from orgsync.cli.render import err_console, new_table, out_console, print_json
 from orgsync.cli.root import JsonOption, app, settings_of
 from orgsync.ops.reconcile import (
     MAX_TOTAL_SEGMENTS,
@@ -33,6 +40,7 @@ from orgsync.ops.reconcile import (
     Slice,
     Tables,
 )
+from orgsync.ops.reconcile.on_aws import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY, RunInput
 from orgsync.ops.reconcile.runs import (
     RunDirectory,
     RunDirectoryError,
@@ -40,6 +48,9 @@ from orgsync.ops.reconcile.runs import (
     RunSpec,
     run_slices,
 )
+
+# --segments with --on-aws when not given: the state machine's own default (template.yaml).
+ON_AWS_SEGMENTS = 16
 
 
 @app.command("reconcile")
@@ -56,7 +67,8 @@ def reconcile_command(
             "--total-segments",
             min=1,
             max=MAX_TOTAL_SEGMENTS,
-            help="Scan segments of each table: the run's slices per pass.",
+            help=f"Scan segments of each table: the run's slices per pass ({ON_AWS_SEGMENTS} "
+            "with --on-aws unless given).",
         ),
     ] = 4,
     segment: Annotated[
@@ -93,9 +105,59 @@ def reconcile_command(
         bool,
         typer.Option("--fail-on-drift", help="Exit 1 when drift remains after this run."),
     ] = False,
+    on_aws: Annotated[
+        bool,
+        typer.Option(
+            "--on-aws",
+            help="Run the slices in the stack's state machine (Lambda, one per slice) and "
+            "follow it here; Ctrl-C leaves it running.",
+        ),
+    ] = False,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrency",
+            min=1,
+            max=MAX_CONCURRENCY,
+            help=f"With --on-aws: slices in flight per pass (default {DEFAULT_MAX_CONCURRENCY}).",
+        ),
+    ] = None,
+    follow_arn: Annotated[
+        str | None,
+        typer.Option(
+            "--follow",
+            metavar="EXECUTION_ARN",
+            help="Follow a run of the state machine already started (implies --on-aws).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare every user with its memberships and REPLICATION record; backfill and repair."""
+    if on_aws or follow_arn is not None:
+        _reconcile_on_aws(
+            ctx,
+            follow_arn=follow_arn,
+            request=OnAwsRequest(
+                repair=repair,
+                segments=segments if _given(ctx, "segments") else None,
+                max_concurrency=max_concurrency,
+                local_only={
+                    "--segment": segment,
+                    "--pass": only_pass,
+                    "--workers": workers,
+                    "--run-dir": run_dir,
+                },
+            ),
+            output=output,
+            fail_on_drift=fail_on_drift,
+            as_json=as_json,
+        )
+        return
+    if max_concurrency is not None:
+        raise RefusedInputError(
+            "--max-concurrency is for --on-aws (slices in flight per pass); "
+            "a run on this machine takes --workers"
+        )
     if segment is not None and segment >= segments:
         raise RefusedInputError(f"--segment {segment} is not below --total-segments {segments}")
     settings = settings_of(ctx)
@@ -117,7 +179,16 @@ def reconcile_command(
         workers=workers,
         directory=directory,
     )
-    result = run() if as_json else _run_with_progress(run, spec, only_pass, segment)
+    try:
+        result = run() if as_json else _run_with_progress(run, spec, only_pass, segment)
+    except KeyboardInterrupt:
+        kept = (
+            f"finished slices are kept in {run_dir}: run the same command to resume"
+            if run_dir is not None
+            else "nothing was kept (without --run-dir a rerun starts over)"
+        )
+        err_console().print(f"interrupted; {escape(kept)}", highlight=False)
+        raise typer.Exit(code=130) from None
     document = {
         **result.report.to_json(),
         "slices_resumed": result.resumed,
@@ -128,9 +199,53 @@ def reconcile_command(
     if as_json:
         print_json(document)
     else:
-        _print_reconcile(result)
+        _print_reconcile(result.report, resumed=result.resumed)
     if fail_on_drift and result.report.unresolved:
         raise typer.Exit(code=1)
+
+
+def _reconcile_on_aws(
+    ctx: typer.Context,
+    *,
+    follow_arn: str | None,
+    request: OnAwsRequest,
+    output: Path | None,
+    fail_on_drift: bool,
+    as_json: bool,
+) -> None:
+    """Start (or `--follow`) a run of the state machine; print its report as a local run's."""
+    settings = settings_of(ctx)
+    refuse_on_aws(settings, follow_arn=follow_arn, request=request)
+    if follow_arn is None:
+        run = RunInput(
+            total_segments=request.segments or ON_AWS_SEGMENTS,
+            repair=request.repair,
+            max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        )
+        result = start_on_aws(settings, run, show_progress=not as_json)
+    else:
+        result = follow_on_aws(settings, follow_arn, show_progress=not as_json)
+    outcome = result.outcome
+    document = {
+        **outcome.output,
+        "execution_arn": outcome.execution_arn,
+        "report_uri": result.report_uri,
+    }
+    if output is not None:
+        output.write_text(json.dumps(document, indent=1) + "\n")
+    if as_json:
+        print_json(document)
+    else:
+        _print_reconcile(outcome.report, resumed=None)
+        print_on_aws(result)
+    # A report with a hole (a slice that did not report) cannot say there is no drift.
+    if fail_on_drift and (outcome.report.unresolved or not outcome.complete):
+        raise typer.Exit(code=1)
+
+
+def _given(ctx: typer.Context, parameter: str) -> bool:
+    # Typer's vendored click keeps ParameterSource private; its members' names are stable.
+    return getattr(ctx.get_parameter_source(parameter), "name", None) != "DEFAULT"
 
 
 def _run_with_progress(
@@ -175,14 +290,14 @@ def _run_with_progress(
         return run(on_progress=advance, on_slice_done=slice_done)
 
 
-def _print_reconcile(result: RunResult) -> None:
-    report = result.report
+def _print_reconcile(report: ReconcileReport, *, resumed: int | None) -> None:
+    """`resumed`: slices read from the run directory; None for a run that has none (on AWS)."""
     console = out_console()
+    kept = "" if resumed is None else f", {resumed} from the run directory"
     console.print(
         f"scanned {report.users_scanned} user(s), {report.memberships_scanned} membership(s), "
         f"{report.replication_records_scanned} REPLICATION record(s) in {report.seconds:.1f} s "
-        f"({report.users_per_second:.0f} users/s; {len(report.slices)} slice(s), "
-        f"{result.resumed} from the run directory)",
+        f"({report.users_per_second:.0f} users/s; {len(report.slices)} slice(s){kept})",
         highlight=False,
     )
     if report.drift:

@@ -6,8 +6,9 @@ it is thread-safe (boto3 clients are; the readers and the repairer hold no state
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orgsync.domain.apply import DEFAULT_MAX_ATTEMPTS, ReplicationPort
@@ -39,6 +40,16 @@ class SliceContext:
     organizations: OrganizationsReader
     repairer: Repairer
     progress: ProgressCallback
+    # Set to stop every slice sharing this context at its next batch (Ctrl-C of a threaded run).
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise SliceCancelledError("the run was interrupted")
+
+
+class SliceCancelledError(Exception):
+    """A slice stopped before its end: it has no report, and runs again next time."""
 
 
 def slice_context(

@@ -58,6 +58,7 @@ def run_organizations_slice(context: SliceContext, slice_: Slice) -> ReconcileRe
         tally.replication_records_scanned += len(items.records)
         ids = items.user_ids()
         for start in range(0, len(ids), MAX_BATCH_GET_KEYS):
+            context.check_cancelled()
             drift_before = tally.users_with_drift
             _judge_batch(context, items, ids[start : start + MAX_BATCH_GET_KEYS], tally)
             context.progress(slice_.pass_, 0, tally.users_with_drift - drift_before)

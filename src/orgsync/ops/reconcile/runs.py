@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -166,8 +167,15 @@ def _executor(
         def in_thread(slice_: Slice) -> ReconcileReport:
             return _run_and_save(context, slice_, directory)
 
-        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, spec.total_segments)) as threads:
+        threads = ThreadPoolExecutor(max_workers=min(MAX_THREADS, spec.total_segments))
+        try:
             yield lambda slices: _as_done(threads, in_thread, slices)
+        except BaseException:
+            # Threads cannot be killed: tell the running slices to stop at their next batch.
+            context.cancelled.set()
+            raise
+        finally:
+            threads.shutdown(wait=True, cancel_futures=True)
         return
     spawn = multiprocessing.get_context("spawn")
     events: Any = spawn.Queue()
@@ -210,6 +218,10 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(make_client: ClientFactory, spec: RunSpec, events: Any, path: Path | None) -> None:
+    # Ctrl-C reaches the whole process group. The parent reports it; a worker just ends (its
+    # unfinished slice runs again next time: repairs are fenced), without a traceback of its own.
+    signal.signal(signal.SIGINT, _end_quietly)
+
     def progress(pass_: Pass, items: int, drifted: int) -> None:
         events.put((pass_.value, items, drifted))
 
@@ -217,6 +229,11 @@ def _init_worker(make_client: ClientFactory, spec: RunSpec, events: Any, path: P
         make_client(), tables=spec.tables, repair=spec.repair, on_progress=progress
     )
     _worker["directory"] = None if path is None else RunDirectory(path, spec)
+
+
+def _end_quietly(signum: int, frame: object) -> None:
+    del frame
+    os._exit(128 + signum)
 
 
 def _run_in_worker(slice_: Slice) -> ReconcileReport:

@@ -43,6 +43,7 @@ def run_users_slice(context: SliceContext, slice_: Slice) -> ReconcileReport:
                 user_id: users.states[user_id]
                 for user_id in ids[start : start + MAX_BATCH_GET_KEYS]
             }
+            context.check_cancelled()
             drift_before = tally.users_with_drift
             _judge_batch(context, batch, tally)
             context.progress(slice_.pass_, 0, tally.users_with_drift - drift_before)

@@ -15,6 +15,7 @@ import pytest
 
 from orgsync.local.errors import TemplateError
 from orgsync.local.servers import MotoStore
+from orgsync.local.stack import EmbeddedStack, StackOptions
 from orgsync.local.template.reader import load_stack_model
 from orgsync.local.template.resources import create_resources
 
@@ -196,6 +197,31 @@ def test_the_real_function_gets_resolved_environment_and_its_sqs_event_source() 
     assert source.maximum_concurrency == 10
 
 
+def test_the_real_template_names_what_the_local_stack_does_not_emulate() -> None:
+    model = load_stack_model(TEMPLATE, endpoint_url=ENDPOINT, account_id="123456789012")
+
+    # The distributed reconcile run deploys, but runs only on AWS (`orgsync reconcile` runs
+    # the same slices locally); roles, log groups and alarms have nothing to run and go unsaid.
+    assert [(item.logical_id, item.resource_type, item.reason) for item in model.not_emulated] == [
+        ("ReconcileResultsBucket", "AWS::S3::Bucket", "no S3 store runs locally"),
+        ("ReconcileResultsBucketPolicy", "AWS::S3::BucketPolicy", "no S3 store runs locally"),
+        (
+            "ReconcileFunction",
+            "AWS::Serverless::Function",
+            "no enabled SQS event source invokes it",
+        ),
+        (
+            "ReconcileStateMachine",
+            "AWS::Serverless::StateMachine",
+            "Step Functions is not emulated",
+        ),
+    ]
+    # Read like any function (its environment resolves), it simply has no poller.
+    reconciler = model.function("ReconcileFunction")
+    assert reconciler.sqs_event_sources == ()
+    assert reconciler.environment["USERS_TABLE_NAME"] == "poc-users"
+
+
 def test_parameters_override_defaults_everywhere_they_are_referenced() -> None:
     model = load_stack_model(
         TEMPLATE,
@@ -277,6 +303,33 @@ def test_intrinsics_conditions_mappings_and_globals_resolve(fixture_template: Pa
     assert source.queue_name == "dev-main.fifo"
     assert source.batch_size == 5
     assert not source.report_batch_item_failures
+
+
+def test_what_the_stack_leaves_out_is_named_and_what_has_nothing_to_run_is_not(
+    fixture_template: Path, tmp_path: Path
+) -> None:
+    # The fixture's function is invoked by an SQS mapping: everything in it runs locally.
+    assert load_stack_model(fixture_template).not_emulated == ()
+    path = tmp_path / "other.yaml"
+    path.write_text(
+        "Resources:\n"
+        "  Nightly:\n    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      Handler: jobs.nightly\n"
+        "      Events:\n        Every:\n          Type: Schedule\n"
+        "          Properties:\n            Schedule: rate(1 day)\n"
+        "  FromStream:\n    Type: AWS::Lambda::EventSourceMapping\n"
+        "    Properties:\n      FunctionName: !Ref Nightly\n"
+        "      EventSourceArn: arn:aws:kinesis:us-east-1:000000000000:stream/s\n"
+        "  Topic:\n    Type: AWS::SNS::Topic\n"
+        "  Role:\n    Type: AWS::IAM::Role\n"
+        "  Logs:\n    Type: AWS::Logs::LogGroup\n"
+    )
+
+    assert [str(item) for item in load_stack_model(path).not_emulated] == [
+        "Nightly (AWS::Serverless::Function: no enabled SQS event source invokes it)",
+        "FromStream (AWS::Lambda::EventSourceMapping: only SQS event sources run locally)",
+        "Topic (AWS::SNS::Topic: not emulated locally)",
+    ]
 
 
 def test_conditions_remove_resources_and_properties(fixture_template: Path) -> None:
@@ -391,3 +444,33 @@ def test_an_existing_queue_is_brought_to_the_template_settings(moto: str) -> Non
     )["Attributes"]
     assert attributes["VisibilityTimeout"] == "180"
     assert "RedrivePolicy" in attributes
+
+
+def test_the_stack_says_once_at_start_what_it_does_not_emulate(
+    moto: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"n{uuid.uuid4().hex[:6]}-"
+    options = StackOptions(
+        template_path=TEMPLATE,
+        endpoint_url=moto,
+        parameters={"NamePrefix": prefix},
+        run_pipeline=False,
+    )
+
+    with caplog.at_level(logging.INFO, logger="orgsync.local.stack"), EmbeddedStack(options):
+        pass
+
+    said = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "orgsync.local.stack" and "not emulated" in record.getMessage()
+    ]
+    assert len(said) == 1
+    assert said[0].startswith("not emulated locally: ReconcileResultsBucket (AWS::S3::Bucket")
+    for logical_id in (
+        "ReconcileResultsBucketPolicy",
+        "ReconcileFunction",
+        "ReconcileStateMachine",
+    ):
+        assert logical_id in said[0]
+    assert [r.levelno for r in caplog.records if r.getMessage() in said] == [logging.INFO]

@@ -39,8 +39,20 @@ SEED_NAMES = {
 
 # DynamoDB Streams keeps a record 24 hours; the pipe must give up on a record before that.
 STREAM_RETENTION_SECONDS = 24 * 3600
-# IAM actions with no resource-level permission: "*" is the only Resource that grants them.
-ACTIONS_WITHOUT_RESOURCE_TYPES = {"dynamodb:ListStreams"}
+# IAM actions with no resource-level permission: "*" is the only Resource that grants them
+# (tests/template/test_reconcile_template.py checks each against cfn-lint's IAM data): the pipe's
+# ListStreams, and the log deliveries a state machine logging to CloudWatch Logs needs.
+ACTIONS_WITHOUT_RESOURCE_TYPES = {
+    "dynamodb:ListStreams",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
 # What Lambda's SQS event source needs on the queue it polls (with-sqs); the handler calls none.
 SQS_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
@@ -75,20 +87,27 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
     return template["Resources"]
 
 
-@pytest.fixture(scope="module")
-def transformed(template: dict[str, Any]) -> dict[str, Any]:
+def transform_offline(template: dict[str, Any]) -> dict[str, Any]:
+    """The SAM transform as `sam deploy` would run it on the packaged template, offline."""
     monkeypatch = pytest.MonkeyPatch()
     # The translator asks boto3 for a region to fill AWS::Region; no call is made.
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     try:
         fragment = copy.deepcopy(template)
-        # `sam package` replaces the local CodeUri with the uploaded artefact's S3 URI.
-        fragment["Resources"]["StreamConsumerFunction"]["Properties"]["CodeUri"] = (
-            "s3://orgsync-artifacts/orgsync/consumer.zip"
-        )
+        # `sam package` replaces each local CodeUri with the uploaded artefact's S3 URI.
+        for logical_id, resource in fragment["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::Function":
+                resource["Properties"]["CodeUri"] = (
+                    f"s3://orgsync-artifacts/orgsync/{logical_id}.zip"
+                )
         return transform(fragment, {}, OfflinePolicyLoader())
     finally:
         monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    return transform_offline(template)
 
 
 def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -158,7 +177,12 @@ def test_the_transform_generates_no_role_and_attaches_no_managed_policy(
     transformed: dict[str, Any],
 ) -> None:
     roles = {k for k, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    assert roles == {"PipeRole", "StreamConsumerRole"}
+    assert roles == {
+        "PipeRole",
+        "StreamConsumerRole",
+        "ReconcileRole",
+        "ReconcileStateMachineRole",
+    }
     for logical_id in roles:
         assert "ManagedPolicyArns" not in transformed["Resources"][logical_id]["Properties"]
 

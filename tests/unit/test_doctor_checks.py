@@ -33,6 +33,7 @@ from orgsync.ops.doctor import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSUMER = FunctionBuild("StreamConsumerFunction", "python3.13", "arm64", "makefile")
+RECONCILER = FunctionBuild("ReconcileFunction", "python3.13", "arm64", "makefile")
 PIP_OUTPUT = "pip 24.0 from /x/site-packages/pip (python 3.11)"
 
 
@@ -153,7 +154,7 @@ def test_a_sam_version_that_cannot_be_read_only_warns() -> None:
 
 
 def test_the_real_template_is_built_by_the_makefile_for_python_3_13_on_arm64() -> None:
-    assert functions_to_build(load_template(ROOT / "template.yaml")) == (CONSUMER,)
+    assert functions_to_build(load_template(ROOT / "template.yaml")) == (CONSUMER, RECONCILER)
 
 
 def test_globals_give_a_function_its_runtime_and_image_functions_are_not_built() -> None:

@@ -150,6 +150,11 @@ class EmbeddedStack:
             self._start_pollers(model, created)
             self._start_restarter()
         self._keep_on_reset(model)
+        if model.not_emulated:
+            # Once per start: what deploys but does not run here (a bucket, a state machine).
+            logger.info(
+                "not emulated locally: %s", "; ".join(str(item) for item in model.not_emulated)
+            )
         logger.info("local stack serving %s", self._endpoint_url)
 
     def _keep_on_reset(self, model: StackModel) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "AttributeDefinition",
     "FunctionModel",
     "KeyElement",
+    "NotEmulated",
     "PipeModel",
     "QueueModel",
     "RedrivePolicyModel",
@@ -165,6 +166,18 @@ class FunctionModel:
 
 
 @dataclass(frozen=True)
+class NotEmulated:
+    """A resource of the template the local stack neither creates nor runs, and why."""
+
+    logical_id: str
+    resource_type: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.logical_id} ({self.resource_type}: {self.reason})"
+
+
+@dataclass(frozen=True)
 class StackModel:
     template_path: Path
     stack_name: str
@@ -177,6 +190,9 @@ class StackModel:
     pipes: tuple[PipeModel, ...]
     functions: tuple[FunctionModel, ...]
     _physical_ids: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # What AWS would run and this stack does not (a bucket, a state machine, a function nothing
+    # invokes): named once when the stack starts, so that no one mistakes it for emulated.
+    not_emulated: tuple[NotEmulated, ...] = ()
 
     def table(self, logical_id: str) -> TableModel:
         return _find(self.tables, logical_id, "table")

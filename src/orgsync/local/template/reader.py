@@ -1,7 +1,9 @@
 """Reads template.yaml into the `StackModel`: what the local stack creates and runs.
 
 Intrinsics are resolved by `intrinsics.Resolver`; SAM's Globals and CloudFormation's and SQS's
-defaults are applied here. Standard library, PyYAML (through `cloudformation`) and the model.
+defaults are applied here. What the model leaves out is listed in `StackModel.not_emulated`
+(bar permissions, log groups and alarms, which have nothing to run here). Standard library,
+PyYAML (through `cloudformation`) and the model.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from orgsync.local.template.model import (
     AttributeDefinition,
     FunctionModel,
     KeyElement,
+    NotEmulated,
     PipeModel,
     QueueModel,
     RedrivePolicyModel,
@@ -43,6 +46,31 @@ _SAM_DEFAULT_MEMORY: Final = 128
 _SQS_DEFAULT_VISIBILITY_TIMEOUT: Final = 30
 _SQS_DEFAULT_RETENTION: Final = 345_600
 _DEFAULT_EVENT_BATCH_SIZE: Final = 10
+
+# What the local stack creates or runs; functions only when an enabled SQS event source invokes
+# them, event source mappings only from SQS.
+_EMULATED: Final = frozenset({"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Pipes::Pipe"})
+# Kinds with nothing to run here, so not worth a word: permissions (nothing is authorised
+# locally), log groups (logs go to the terminal or --log-file), alarms (no metrics locally).
+_NOTHING_TO_RUN: Final = frozenset(
+    {
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::Logs::LogGroup",
+        "AWS::CloudWatch::Alarm",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Lambda::Permission",
+    }
+)
+_NOT_EMULATED_REASONS: Final = MappingProxyType(
+    {
+        "AWS::S3::Bucket": "no S3 store runs locally",
+        "AWS::S3::BucketPolicy": "no S3 store runs locally",
+        "AWS::Serverless::StateMachine": "Step Functions is not emulated",
+        "AWS::StepFunctions::StateMachine": "Step Functions is not emulated",
+    }
+)
 
 
 def load_stack_model(
@@ -81,13 +109,15 @@ def load_stack_model(
     tables = tuple(_table_model(resolver, lid) for lid in of_type("AWS::DynamoDB::Table"))
     pipes = tuple(_pipe_model(resolver, lid, queues) for lid in of_type("AWS::Pipes::Pipe"))
     function_ids = of_type("AWS::Serverless::Function", "AWS::Lambda::Function")
-    mappings = [
-        resolver.resolve((resources[lid] or {}).get("Properties") or {})
+    mappings = {
+        lid: resolver.resolve((resources[lid] or {}).get("Properties") or {})
         for lid in of_type("AWS::Lambda::EventSourceMapping")
-    ]
+    }
     functions = tuple(
-        _function_model(resolver, lid, template, queues, mappings) for lid in function_ids
+        _function_model(resolver, lid, template, queues, list(mappings.values()))
+        for lid in function_ids
     )
+    not_emulated = _not_emulated(resources, included, functions, mappings)
     flat_parameters = {
         name: value if isinstance(value, str) else ",".join(value)
         for name, value in resolver.parameters.items()
@@ -104,7 +134,35 @@ def load_stack_model(
         pipes=pipes,
         functions=functions,
         _physical_ids=MappingProxyType(dict(physical_ids)),
+        not_emulated=not_emulated,
     )
+
+
+def _not_emulated(
+    resources: Mapping[str, Any],
+    included: Sequence[str],
+    functions: Sequence[FunctionModel],
+    mappings: Mapping[str, Mapping[str, Any]],
+) -> tuple[NotEmulated, ...]:
+    """Every included resource the stack neither creates nor runs, in template order."""
+    invoked = {f.logical_id for f in functions if any(s.enabled for s in f.sqs_event_sources)}
+    skipped: list[NotEmulated] = []
+    for logical_id in included:
+        kind = str((resources[logical_id] or {}).get("Type", ""))
+        if kind in _NOTHING_TO_RUN or kind in _EMULATED:
+            continue
+        if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            if logical_id in invoked:
+                continue
+            reason = "no enabled SQS event source invokes it"
+        elif kind == "AWS::Lambda::EventSourceMapping":
+            if ":sqs:" in str(mappings[logical_id].get("EventSourceArn", "")):
+                continue
+            reason = "only SQS event sources run locally"
+        else:
+            reason = _NOT_EMULATED_REASONS.get(kind, "not emulated locally")
+        skipped.append(NotEmulated(logical_id, kind, reason))
+    return tuple(skipped)
 
 
 def _properties(resolver: Resolver, logical_id: str) -> dict[str, Any]:

@@ -163,6 +163,10 @@ def test_the_terminal_gets_warnings_and_the_log_file_the_rest(tmp_path: Path) ->
     terminal = output.read_text()
     assert '"level"' not in terminal, terminal[-3000:]
     assert "record applied" not in terminal
+    # What deploys to AWS and does not run here is named once, in the banner.
+    banner = next(line for line in terminal.splitlines() if "not emulated:" in line)
+    for logical_id in ("ReconcileStateMachine", "ReconcileFunction", "ReconcileResultsBucket"):
+        assert logical_id in banner
     applied = [
         json.loads(line) for line in log_file.read_text().splitlines() if '"record applied"' in line
     ]

@@ -129,6 +129,10 @@ def local_up(
             f"(store {options.store}); Ctrl-C stops it"
         )
         console.print(f"  export AWS_ENDPOINT_URL={stack.endpoint_url}")
+        not_emulated = ", ".join(item.logical_id for item in stack.model.not_emulated)
+        if not_emulated:
+            # Deployed on AWS, not run here; `orgsync reconcile` runs the same slices locally.
+            console.print(f"  not emulated: {not_emulated}", highlight=False)
         if chaos_spec is not None:
             console.print(
                 f"  chaos {chaos_spec} (store without faults: {stack.store_endpoint_url})"

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
+    from orgsync.ops.reconcile.on_aws import StepFunctions
+
 # Long enough for a 20 s SQS long poll; standard retry mode backs off on throttling and 5xx.
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -90,3 +92,17 @@ def dynamodb_client(settings: CliSettings) -> DynamoDBClient:
     """A DynamoDB client for `settings`: module-level, so `partial(dynamodb_client, settings)`
     pickles into the worker processes of `orgsync reconcile --workers`."""
     return build_clients(settings).dynamodb
+
+
+def stepfunctions_client(settings: CliSettings) -> StepFunctions:
+    """The Step Functions client of `orgsync reconcile --on-aws`, built by that command alone.
+
+    Without --endpoint-url, botocore's per-service AWS_ENDPOINT_URL_SFN still applies: the way
+    to point these calls alone at an emulator that runs state machines (the tests do).
+    """
+    # boto3's client is untyped here (no Step Functions stubs in the dev set): the protocol
+    # names the calls that are made.
+    client: StepFunctions = build_session(settings).client(
+        "stepfunctions", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG
+    )
+    return client

@@ -247,7 +247,7 @@ def test_on_aws_prints_the_report_where_it_is_and_fails_on_drift_when_asked(stac
     assert json.loads(described["input"]) == {
         "total_segments": 16,  # the state machine's own default when --segments is not given
         "repair": True,
-        "max_concurrency": 32,
+        "max_concurrency": 16,  # the state machine's default too
     }
     lines = result.stdout.splitlines()
     scanned = next(line for line in lines if line.startswith("scanned "))

@@ -36,7 +36,8 @@ STATE_MACHINE_NAME = "poc-reconcile"
 MAP_LABELS: Mapping[str, Pass] = {"UsersPass": Pass.USERS, "OrganizationsPass": Pass.ORGANIZATIONS}
 # The state machine's input check accepts 1 to 1000 slices in flight per map.
 MAX_CONCURRENCY = 1000
-DEFAULT_MAX_CONCURRENCY = 32
+# The state machine's own default (template.yaml): docs/reconcile.md sizes it to the tables.
+DEFAULT_MAX_CONCURRENCY = 16
 # A run takes minutes; three small reads every two seconds stay far below the API's quotas.
 POLL_SECONDS = 2.0
 # DescribeExecution is eventually consistent: a run just started may not be visible at once.

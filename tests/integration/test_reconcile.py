@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from orgsync.cli import app
 from orgsync.ops.reconcile import ReconcileReport, reconcile
-from orgsync.schema.organizations import replication_item
+from orgsync.schema.organizations import decode_membership, replication_item
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import check_invariant, organizations_snapshot, parallel_scan
 
@@ -489,3 +489,44 @@ def test_a_damaged_slice_report_counts_as_unfinished_and_its_slice_runs_again(
     assert "users-1-of-2.json cannot be read (JSONDecodeError): its slice runs again" in (
         caplog.text
     )
+
+
+def garble_record(aws: AwsStack, user_id: str) -> None:
+    """A REPLICATION record orgsync did not write: `seq` is not a number."""
+    aws.dynamodb.put_item(
+        TableName=aws.organizations_table,
+        Item={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "REPLICATION"}, "seq": {"S": "x"}},
+    )
+
+
+def test_a_user_with_an_unreadable_record_and_memberships_to_delete_is_skipped_not_fatal(aws):
+    users = UsersWriter(aws)
+    consume(aws, users.put("garbled", ["a"]), users.put("fine", ["a"]), users.put("gone", ["b"]))
+    consume(aws, users.delete("gone"))
+    for user_id in ("garbled", "gone"):
+        garble_record(aws, user_id)
+    put_membership(aws, "zz", "garbled", email="x@example.org", status="ACTIVE")  # extra
+    put_membership(aws, "zz", "fine", email="x@example.org", status="ACTIVE")  # extra
+    put_membership(aws, "zz2", "gone")  # an orphan, in another partition than its record
+
+    # Memberships are judged against the user items whatever the records hold, so the counts
+    # do not depend on which page or segment the record and the memberships land in.
+    expected = {"extra": 2, "orphan": 1, "unreadable_record": 2}
+    for segments in (1, 8):
+        audit = reconcile(
+            aws.dynamodb,
+            users_table=aws.users_table,
+            organizations_table=aws.organizations_table,
+            segments=segments,
+        )
+        assert audit.drift == expected, segments
+
+    repaired = run_reconcile(aws, repair=True)  # used to end in a KeyError traceback
+    assert repaired.drift == expected
+    assert repaired.users_repaired == 1  # "fine"
+    assert {s.user_id for s in repaired.skipped} == {"garbled", "gone"}
+    assert all("unreadable REPLICATION record" in s.reason for s in repaired.skipped)
+    found = parallel_scan(aws.dynamodb, aws.organizations_table, consistent=True)
+    members = {(m.org_id, m.user_id) for item in found if (m := decode_membership(item))}
+    assert ("zz", "fine") not in members
+    assert {("zz", "garbled"), ("zz2", "gone")} <= members  # left for an operator to look at

@@ -12,6 +12,7 @@ from orgsync.consumer import handler
 from orgsync.consumer.batch import Outcome
 from orgsync.domain.apply import ApplyStatus, apply_changes
 from orgsync.domain.rule import decide
+from orgsync.schema.organizations import decode_membership
 from orgsync.schema.stream import decode_record
 from orgsync.store.replication import DynamoReplicationStore
 from orgsync.store.scan import organizations_snapshot
@@ -217,3 +218,23 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
+
+
+def test_a_record_orgsync_did_not_write_fails_its_user_only(aws):
+    users = UsersWriter(aws)
+    consume(aws, users.put("garbled", ["a"]))
+    aws.dynamodb.put_item(  # a REPLICATION record whose seq is not a number: no fence to read
+        TableName=aws.organizations_table,
+        Item={"pk": {"S": "USER#garbled"}, "sk": {"S": "REPLICATION"}, "seq": {"S": "x"}},
+    )
+    event = sqs_event(users.put("garbled", ["b"]), users.put("fine", ["a", "b"]))
+    response, report = consumer_for(aws).handle(event, None)
+
+    # The garbled user's message fails (retried, then to the DLQ with the reason after its
+    # receives); the other user of the batch is applied as if nothing happened.
+    failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+    assert failed == [event["Records"][0]["messageId"]]
+    assert report.counters["UserChangesApplied"] == 1
+    assert report.counters["TransientFailures"] == 1
+    members = [decode_membership(item) for item in org_table(aws)]
+    assert {m.org_id for m in members if m is not None and m.user_id == "fine"} == {"a", "b"}

@@ -34,6 +34,7 @@ from orgsync.domain.rule import Plan, Stale, decide, stale_against
 from orgsync.errors import OrgsyncError
 from orgsync.schema.rejection import Rejected
 from orgsync.schema.stream import Ignored, StreamIdentity, decode_body, read_identity
+from orgsync.store.errors import UnreadableRecordError
 
 logger = logging.getLogger(__name__)
 
@@ -235,12 +236,24 @@ class BatchConsumer:
 
         users = [*newest, *sorted(set(fence_users) - newest.keys())]
         results: dict[str, ApplyResult[Stale | _FenceRead]]
-        try:
-            results = apply_decisions(users, self._port, decide_all)
-        except OrgsyncError as exc:
-            results = {
-                user_id: ApplyResult(ApplyStatus.FAILED, error=str(exc)) for user_id in newest
-            }
+        unreadable: dict[str, str] = {}
+        while True:
+            try:
+                readable = [user_id for user_id in users if user_id not in unreadable]
+                results = apply_decisions(readable, self._port, decide_all)
+                break
+            except UnreadableRecordError as exc:
+                # A record orgsync did not write: that user fails (and so, after its retries,
+                # reaches the DLQ with the reason); the loop runs again for everyone else.
+                unreadable[exc.user_id] = exc.reason
+            except OrgsyncError as exc:
+                results = {
+                    user_id: ApplyResult(ApplyStatus.FAILED, error=str(exc)) for user_id in newest
+                }
+                break
+        for user_id, reason in unreadable.items():
+            if user_id in newest:
+                results[user_id] = ApplyResult(ApplyStatus.FAILED, error=reason)
         now = self._clock()
         for user_id, (message_id, change) in coalesced.newest.items():
             self._settle(report, message_id, self._applied(report, change, results[user_id], now))

@@ -19,12 +19,12 @@ from orgsync.domain.rule import MAX_TRANSACTION_ACTIONS, Plan
 from orgsync.schema.keys import membership_key, replication_key
 from orgsync.schema.organizations import (
     FENCE_ATTRIBUTE,
-    decode_replication,
     membership_item,
     replication_item,
     replication_user_id,
 )
-from orgsync.store.errors import StoreError, TransactionCancelledError
+from orgsync.store.errors import StoreError, TransactionCancelledError, UnreadableRecordError
+from orgsync.store.organizations import Unreadable, decode_record
 from orgsync.store.retry import Caller, RetryPolicy, next_delay
 
 if TYPE_CHECKING:
@@ -73,13 +73,21 @@ class DynamoReplicationStore:
     # -- reads ---------------------------------------------------------------------------------
 
     def read(self, user_ids: Collection[str]) -> dict[str, ReplicationState | None]:
-        """One consistent BatchGetItem per 100 users; unprocessed keys are retried."""
+        """One consistent BatchGetItem per 100 users; unprocessed keys are retried.
+
+        A record orgsync did not write raises `UnreadableRecordError` naming its user: there is
+        no fence to commit on, and guessing one could overwrite a newer change.
+        """
         states: dict[str, ReplicationState | None] = dict.fromkeys(user_ids)
         keys = [replication_key(user_id) for user_id in states]
         for item in self._caller.batch_get(self._client, self._table, keys):
             user_id = replication_user_id(item)
-            if user_id is not None:
-                states[user_id] = decode_replication(item)
+            if user_id is None:
+                continue
+            record = decode_record(item)
+            if isinstance(record, Unreadable):
+                raise UnreadableRecordError(user_id, str(record))
+            states[user_id] = record
         return states
 
     # -- commits -------------------------------------------------------------------------------

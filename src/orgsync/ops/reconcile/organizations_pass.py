@@ -93,6 +93,10 @@ def _judge_batch(
         kinds = [d.kind for d in compare(users, found).drift if d.kind in _ORGANIZATION_SIDE]
         record = items.records.get(user_id) if state is None else None
         if isinstance(record, Unreadable):
+            # Memberships are judged against the user item whatever its record holds; with no
+            # fence to commit on, the user is skipped. (An unreadable record on another page
+            # is found by the repair, which skips the user the same way.)
+            tally.drift.update(kind.value for kind in kinds)
             tally.drift[UNREADABLE_RECORD] += 1
             tally.drifted(user_id)
             tally.skip(SkippedUser(user_id, str(record)))

@@ -16,6 +16,7 @@ from orgsync.domain.repair import audit_user
 from orgsync.domain.rule import Plan
 from orgsync.ops.reconcile.report import SkippedUser
 from orgsync.schema.rejection import Rejected
+from orgsync.store.errors import UnreadableRecordError
 from orgsync.store.users import UsersTable
 
 
@@ -52,7 +53,11 @@ class Repairer:
     def repair(
         self, user_ids: Sequence[str], found: Mapping[str, Sequence[Membership]]
     ) -> RepairTally:
-        """Repair `user_ids` (≤ 100: one BatchGetItem each); `found` is what the scan saw."""
+        """Repair `user_ids` (≤ 100: one BatchGetItem each); `found` is what the scan saw.
+
+        A user whose record cannot be decoded is skipped with the reason (the loop raises
+        before it commits anything, so the others are simply decided again without it).
+        """
 
         def decide(records: Mapping[str, ReplicationState | None]) -> dict[str, Plan | _Settled]:
             # Order matters: the loop read the records; the user items are read after them, so
@@ -69,8 +74,18 @@ class Repairer:
                 decisions[user_id] = _CONVERGED if plan is None else plan
             return decisions
 
-        results = apply_decisions(user_ids, self._store, decide, max_attempts=self._max_attempts)
         tally = RepairTally()
+        remaining = list(user_ids)
+        while True:
+            try:
+                results = apply_decisions(
+                    remaining, self._store, decide, max_attempts=self._max_attempts
+                )
+                break
+            except UnreadableRecordError as exc:
+                # Nothing of this user can be committed safely: skip it, repair the others.
+                tally.skipped.append(SkippedUser(exc.user_id, exc.reason))
+                remaining = [user_id for user_id in remaining if user_id != exc.user_id]
         for user_id, result in results.items():
             tally.conflicts += result.attempts - 1
             if result.status is ApplyStatus.APPLIED:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from orgsync.domain.invariant import compare
 from orgsync.domain.model import Membership, UserState
 from orgsync.domain.repair import audit_user
 from orgsync.ops.reconcile.context import SliceContext
@@ -63,6 +64,9 @@ def _judge_batch(context: SliceContext, users: dict[str, UserState], tally: Slic
     for user_id, state in users.items():
         record = records[user_id]
         if isinstance(record, Unreadable):
+            # Its memberships are judged all the same; with no fence to commit on, it is skipped.
+            members = compare({user_id: state}, found.get(user_id, ())).drift
+            tally.drift.update(item.kind.value for item in members)
             tally.drift[UNREADABLE_RECORD] += 1
             tally.drifted(user_id)
             tally.skip(SkippedUser(user_id, str(record)))

@@ -490,6 +490,11 @@ def test_a_damaged_slice_report_counts_as_unfinished_and_its_slice_runs_again(
         caplog.text
     )
 
+    (run_dir / "run.json").write_text("{")  # the run's own record damaged: refused, not guessed
+    refused = invoke_cli(aws, "--total-segments", "2", "--run-dir", str(run_dir))
+    assert refused.exit_code == 2
+    assert "run.json cannot be read" in refused.output
+
 
 def garble_record(aws: AwsStack, user_id: str) -> None:
     """A REPLICATION record orgsync did not write: `seq` is not a number."""

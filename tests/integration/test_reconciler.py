@@ -339,6 +339,29 @@ def test_failed_and_pending_children_and_missing_slices_are_counted_not_hidden(
     assert answer["complete"] is False
 
 
+def test_a_slice_that_failed_then_succeeded_is_finished(reconciler: Reconciler) -> None:
+    outputs = reconciler.run(repair=False)
+    users = [output for output in outputs if output["slices"][0].startswith("users-")]
+    organizations = [output for output in outputs if output not in users]
+    # A redrive reruns the failed child: its first attempt stays in FAILED, the rerun succeeds.
+    retried = failed_execution("users", 1)
+
+    answer = reconciler(
+        merge_event(
+            result_files(reconciler, "users", users, failed=[retried]),
+            result_files(reconciler, "organizations", organizations),
+        )
+    )
+
+    assert (answer["failed_slices"], answer["pending_slices"], answer["missing_slices"]) == (
+        0,
+        0,
+        0,
+    )
+    assert answer["unfinished_sample"] == []
+    assert answer["complete"] is True
+
+
 def test_a_slice_listed_twice_is_counted_once(reconciler: Reconciler) -> None:
     outputs = reconciler.run(repair=False)
 

@@ -26,6 +26,8 @@ CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=5,
     read_timeout=30,
+    # As many connections as reconcile runs slices at once (ops.reconcile.running.MAX_THREADS).
+    max_pool_connections=16,
 )
 
 # Emulators accept any key pair but botocore refuses to sign without one.

@@ -5,6 +5,7 @@ Thin Typer wiring over orgsync.ops.reconcile; must not import other command modu
 from __future__ import annotations
 
 import json
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from orgsync.cli.root import JsonOption, app, settings_of
 from orgsync.ops.reconcile import (
     MAX_TOTAL_SEGMENTS,
     MEMBERSHIP_DRIFT_KINDS,
+    SAMPLE_SIZE,
     Pass,
     ReconcileReport,
     Slice,
@@ -179,16 +181,20 @@ def reconcile_command(
         workers=workers,
         directory=directory,
     )
+    kept = (
+        f"finished slices are kept in {run_dir}: run the same command to resume"
+        if run_dir is not None
+        else "nothing was kept (without --run-dir a rerun starts over)"
+    )
     try:
         result = run() if as_json else _run_with_progress(run, spec, only_pass, segment)
     except KeyboardInterrupt:
-        kept = (
-            f"finished slices are kept in {run_dir}: run the same command to resume"
-            if run_dir is not None
-            else "nothing was kept (without --run-dir a rerun starts over)"
-        )
         err_console().print(f"interrupted; {escape(kept)}", highlight=False)
         raise typer.Exit(code=130) from None
+    except Exception:
+        # The error boundary prints what failed; say what survived it first.
+        err_console().print(f"reconcile stopped; {escape(kept)}", highlight=False)
+        raise
     document = {
         **result.report.to_json(),
         "slices_resumed": result.resumed,
@@ -266,6 +272,7 @@ def _run_with_progress(
     )
     tasks: dict[Pass, TaskID] = {}
     counts = {pass_: [0, 0] for pass_ in passes}
+    counting = threading.Lock()
     started: dict[Pass, float] = {}
 
     def refresh(pass_: Pass) -> None:
@@ -275,8 +282,9 @@ def _run_with_progress(
         progress.update(tasks[pass_], items=items, drift=drift, rate=rate)
 
     def advance(pass_: Pass, items: int, drifted: int) -> None:
-        counts[pass_][0] += items
-        counts[pass_][1] += drifted
+        with counting:  # slices report from several threads
+            counts[pass_][0] += items
+            counts[pass_][1] += drifted
         refresh(pass_)
 
     def slice_done(slice_: Slice, report: ReconcileReport) -> None:
@@ -309,8 +317,9 @@ def _print_reconcile(report: ReconcileReport, *, resumed: int | None) -> None:
     else:
         console.print("no drift", highlight=False)
     if report.drifted_sample:
-        more = report.users_with_drift - len(report.drifted_sample)
-        tail = f" and {more} more" if more > 0 else ""
+        # A full sample may have left ids out; users_with_drift counts judgements, not ids.
+        full = len(report.drifted_sample) >= SAMPLE_SIZE
+        tail = f" (the first {SAMPLE_SIZE} ids; {report.users_with_drift} in all)" if full else ""
         console.print(
             f"drifted users: {escape(', '.join(report.drifted_sample))}{tail}", highlight=False
         )

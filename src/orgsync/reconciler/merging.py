@@ -43,15 +43,19 @@ def merge_run(bucket: ResultsBucket, event: MergeEvent, *, now: datetime) -> dic
     if event.total_segments is not None:
         expected = {slice_.name for slice_ in all_slices(event.total_segments)}
         missing = len(expected - set(merged.slices))
-    unfinished = sorted({*results.failed, *results.pending})
+    # A slice that failed and then succeeded (a redrive reruns failed children) is finished.
+    succeeded = set(merged.slices)
+    failed = set(results.failed) - succeeded
+    pending = set(results.pending) - succeeded - failed
+    unfinished = sorted(failed | pending)
     output: dict[str, Any] = {
         **merged.to_json(),
         "report_key": report_key(event.execution),
-        "failed_slices": len(results.failed),
-        "pending_slices": len(results.pending),
+        "failed_slices": len(failed),
+        "pending_slices": len(pending),
         "missing_slices": missing,
         "unfinished_sample": unfinished[:SAMPLE_SIZE],
-        "complete": not results.failed and not results.pending and not missing,
+        "complete": not failed and not pending and not missing,
     }
     bucket.write_json(output["report_key"], output)
     return output

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from orgsync.domain.apply import DEFAULT_MAX_ATTEMPTS, ReplicationPort
 from orgsync.ops.reconcile.repairing import Repairer
@@ -30,6 +30,13 @@ def no_progress(pass_: Pass, items: int, drifted: int) -> None:
     del pass_, items, drifted
 
 
+class Cancellation(Protocol):
+    """A `threading.Event`, or a `multiprocessing` one shared with worker processes."""
+
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SliceContext:
     dynamodb: DynamoDBClient
@@ -40,8 +47,8 @@ class SliceContext:
     organizations: OrganizationsReader
     repairer: Repairer
     progress: ProgressCallback
-    # Set to stop every slice sharing this context at its next batch (Ctrl-C of a threaded run).
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Set to stop every slice sharing this context at its next batch (a failed slice, Ctrl-C).
+    cancelled: Cancellation = field(default_factory=threading.Event)
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():
@@ -60,6 +67,7 @@ def slice_context(
     on_progress: ProgressCallback | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     store: ReplicationPort | None = None,
+    cancelled: Cancellation | None = None,
 ) -> SliceContext:
     caller = Caller()
     users = UsersTable(dynamodb, tables.users)
@@ -76,4 +84,5 @@ def slice_context(
             max_attempts=max_attempts,
         ),
         progress=on_progress or no_progress,
+        cancelled=cancelled or threading.Event(),
     )

@@ -2,7 +2,8 @@
 
 Every field is a count, a bounded sample or a flag, so the reports of any set of slices (run in
 threads, in `--workers` processes, or as Lambda invocations of the state machine) merge into
-the report of the whole run, and a report fits a Step Functions payload at any table size.
+the report of the whole run. Samples hold at most SAMPLE_SIZE ids of at most MAX_SAMPLE_ID_BYTES
+bytes of JSON each, so a report stays far below Step Functions' 256 KB payload at any table size.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from orgsync.domain.invariant import DriftKind
 
 # How many user ids a report names per outcome: enough to act on, bounded for huge tables.
 SAMPLE_SIZE = 100
+# Longer ids are cut (ending in "…"): pipeline ids are at most 123 characters, but a users table
+# may hold longer ones (invalid items), and a slice's report must fit a Step Functions payload.
+MAX_SAMPLE_ID_BYTES = 128
 # A REPLICATION record the store cannot decode: counted and skipped, an operator must look.
 UNREADABLE_RECORD = "unreadable_record"
 # Drift kinds counted in memberships; every other kind is counted in users.

@@ -23,6 +23,10 @@ __all__ = ["ProgressCallback", "reconcile", "run_slice", "run_slice_in"]
 
 logger = logging.getLogger(__name__)
 
+# Slices running at once in one process: enough to keep a table's partitions busy, and the
+# client's connection pool (16 in the CLI's client config) not oversubscribed.
+MAX_THREADS = 16
+
 
 def run_slice_in(context: SliceContext, slice_: Slice) -> ReconcileReport:
     if slice_.pass_ is Pass.USERS:
@@ -78,7 +82,7 @@ def reconcile(
         store=store,
     )
     reports: list[ReconcileReport] = []
-    with ThreadPoolExecutor(max_workers=segments) as pool:
+    with ThreadPoolExecutor(max_workers=min(segments, MAX_THREADS)) as pool:
         for pass_ in Pass:
             slices = all_slices(segments, (pass_,))
             reports.extend(pool.map(lambda slice_: run_slice_in(context, slice_), slices))

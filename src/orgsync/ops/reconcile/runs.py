@@ -19,14 +19,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orgsync.ops.reconcile.context import ProgressCallback, SliceContext, no_progress, slice_context
+from orgsync.ops.reconcile.context import (
+    ProgressCallback,
+    SliceCancelledError,
+    SliceContext,
+    no_progress,
+    slice_context,
+)
 from orgsync.ops.reconcile.report import ReconcileReport, merge
-from orgsync.ops.reconcile.running import run_slice_in
+from orgsync.ops.reconcile.running import MAX_THREADS, run_slice_in
 from orgsync.ops.reconcile.slices import Pass, Slice, Tables, all_slices
 
 if TYPE_CHECKING:
@@ -34,8 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Slices running at once in this process when no --workers are asked for.
-MAX_THREADS = 16
 _RUN_FILE = "run.json"
 
 ClientFactory = Callable[[], "DynamoDBClient"]
@@ -71,7 +75,12 @@ class RunDirectory:
         path.mkdir(parents=True, exist_ok=True)
         run_file = path / _RUN_FILE
         if run_file.exists():
-            found = json.loads(run_file.read_text())
+            try:
+                found = json.loads(run_file.read_text())
+            except ValueError:
+                raise RunDirectoryError(
+                    f"{run_file} cannot be read: use another directory, or remove this one"
+                ) from None
             if found != spec.to_json():
                 raise RunDirectoryError(
                     f"{path} holds a run of {found}, not {spec.to_json()}: use another directory"
@@ -179,28 +188,55 @@ def _executor(
         return
     spawn = multiprocessing.get_context("spawn")
     events: Any = spawn.Queue()
+    # One switch for every worker: a failed slice or Ctrl-C stops them all at their next batch.
+    cancelled = spawn.Event()
     forwarder = threading.Thread(target=_forward, args=(events, progress), daemon=True)
     forwarder.start()
     path = None if directory is None else directory.path
+    processes = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=spawn,
+        initializer=_init_worker,
+        initargs=(make_client, spec, events, cancelled, path),
+    )
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=spawn,
-            initializer=_init_worker,
-            initargs=(make_client, spec, events, path),
-        ) as processes:
-            yield lambda slices: _as_done(processes, _run_in_worker, slices)
+        yield lambda slices: _as_done(processes, _run_in_worker, slices, _sigint_ignored)
+    except BaseException:
+        cancelled.set()
+        raise
     finally:
+        processes.shutdown(wait=True, cancel_futures=True)
         events.put(None)
         forwarder.join(timeout=5)
 
 
 def _as_done(
-    pool: Executor, work: Callable[[Slice], ReconcileReport], slices: list[Slice]
+    pool: Executor,
+    work: Callable[[Slice], ReconcileReport | None],
+    slices: list[Slice],
+    submitting: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Iterator[tuple[Slice, ReconcileReport]]:
-    futures = {pool.submit(work, slice_): slice_ for slice_ in slices}
+    with submitting():
+        futures = {pool.submit(work, slice_): slice_ for slice_ in slices}
     for future in as_completed(futures):
-        yield futures[future], future.result()
+        report = future.result()
+        if report is not None:
+            yield futures[future], report
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C ignored while the pool starts its workers (it does so on submit): a process started
+    with SIGINT ignored keeps ignoring it from its first instruction, so a Ctrl-C during a
+    worker's imports cannot end it with a traceback. The parent handles Ctrl-C for all."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change signal handlers
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_and_save(
@@ -217,27 +253,31 @@ def _run_and_save(
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(make_client: ClientFactory, spec: RunSpec, events: Any, path: Path | None) -> None:
-    # Ctrl-C reaches the whole process group. The parent reports it; a worker just ends (its
-    # unfinished slice runs again next time: repairs are fenced), without a traceback of its own.
-    signal.signal(signal.SIGINT, _end_quietly)
+def _init_worker(
+    make_client: ClientFactory, spec: RunSpec, events: Any, cancelled: Any, path: Path | None
+) -> None:
+    # Ctrl-C reaches the whole process group. The parent handles it and sets `cancelled`; a
+    # worker stops at its next batch (its unfinished slice runs again next time).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def progress(pass_: Pass, items: int, drifted: int) -> None:
         events.put((pass_.value, items, drifted))
 
     _worker["context"] = slice_context(
-        make_client(), tables=spec.tables, repair=spec.repair, on_progress=progress
+        make_client(),
+        tables=spec.tables,
+        repair=spec.repair,
+        on_progress=progress,
+        cancelled=cancelled,
     )
     _worker["directory"] = None if path is None else RunDirectory(path, spec)
 
 
-def _end_quietly(signum: int, frame: object) -> None:
-    del frame
-    os._exit(128 + signum)
-
-
-def _run_in_worker(slice_: Slice) -> ReconcileReport:
-    return _run_and_save(_worker["context"], slice_, _worker["directory"])
+def _run_in_worker(slice_: Slice) -> ReconcileReport | None:
+    try:
+        return _run_and_save(_worker["context"], slice_, _worker["directory"])
+    except SliceCancelledError:
+        return None  # the parent is already raising what cancelled the run
 
 
 def _forward(events: Any, progress: ProgressCallback) -> None:

@@ -5,12 +5,20 @@ Both passes count into one `SliceTally`, so the two reports share one shape and 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from orgsync.ops.reconcile.repairing import RepairTally
-from orgsync.ops.reconcile.report import SAMPLE_SIZE, ReconcileReport, SkippedUser
+from orgsync.ops.reconcile.report import (
+    MAX_SAMPLE_ID_BYTES,
+    SAMPLE_SIZE,
+    ReconcileReport,
+    SkippedUser,
+)
+
+_ELLIPSIS_BYTES = len(json.dumps("…")) - 2
 
 
 @dataclass(slots=True)
@@ -33,16 +41,17 @@ class SliceTally:
 
     def invalid(self, user_id: str) -> None:
         self.invalid_users += 1
-        _sample(self.invalid_sample, user_id)
+        _sample(self.invalid_sample, sample_id(user_id))
 
     def drifted(self, user_id: str) -> None:
         self.users_with_drift += 1
-        _sample(self.drifted_sample, user_id)
+        _sample(self.drifted_sample, sample_id(user_id))
 
     def skip(self, skipped: SkippedUser) -> None:
         self.users_skipped += 1
-        if len(self.skipped) < SAMPLE_SIZE:
-            self.skipped.append(skipped)
+        self.skipped.append(SkippedUser(sample_id(skipped.user_id), skipped.reason))
+        if len(self.skipped) > SAMPLE_SIZE:  # keep the smallest ids, as the other samples do
+            self.skipped.remove(max(self.skipped, key=lambda s: s.user_id))
 
     def add_repairs(self, tally: RepairTally) -> None:
         self.repaired += tally.repaired
@@ -72,6 +81,22 @@ class SliceTally:
             invalid_sample=tuple(sorted(self.invalid_sample)),
             slices=(slice_name,),
         )
+
+
+def sample_id(user_id: str) -> str:
+    """The id as a sample names it: cut to MAX_SAMPLE_ID_BYTES of JSON, so that a report stays
+    small (Step Functions passes at most 256 KB) whatever ids the tables hold. Counted as JSON
+    escapes them (`\u00e9` is 6 bytes), since that is what the payload carries."""
+    if len(user_id) * 12 <= MAX_SAMPLE_ID_BYTES:  # 12: the longest escape (a surrogate pair)
+        return user_id
+    kept: list[str] = []
+    size = _ELLIPSIS_BYTES
+    for character in user_id:
+        size += len(json.dumps(character)) - 2
+        if size > MAX_SAMPLE_ID_BYTES:
+            return "".join(kept) + "…"
+        kept.append(character)
+    return user_id
 
 
 def _sample(sample: set[str], user_id: str) -> None:

@@ -4,15 +4,16 @@
 moved (`guard`), then installs, once per process: the transaction undo log (`transactions`),
 the instance registry switched off (`registry`), a reset that spares the stack's resources
 (`reset`; the stack names them with `keep_on_reset`), moto's service list read once
-(`dispatch`). `queue_wait_seconds` (`queues`) is the one read of moto's state that bypasses
-its API. Only `orgsync.local.servers` calls in here.
+(`dispatch`), table scans that start at their ExclusiveStartKey instead of sorting and walking
+the whole table on every page (`scans`). `queue_wait_seconds` (`queues`) is the one read of
+moto's state that bypasses its API. Only `orgsync.local.servers` calls in here.
 """
 
 from __future__ import annotations
 
 import threading
 
-from orgsync.local.moto_patches import dispatch, queues, registry, reset, transactions
+from orgsync.local.moto_patches import dispatch, queues, registry, reset, scans, transactions
 from orgsync.local.moto_patches.guard import (
     TESTED_MOTO_RANGE,
     MotoPatchError,
@@ -50,6 +51,7 @@ def check(moto_version: str | None = None) -> None:
             *queues.REQUIRED,
             *reset.REQUIRED,
             *dispatch.REQUIRED,
+            *scans.REQUIRED,
         )
     )
 
@@ -65,4 +67,5 @@ def apply() -> None:
         registry.apply()
         reset.apply()
         dispatch.apply()
+        scans.apply()
         _applied = True

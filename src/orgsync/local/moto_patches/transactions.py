@@ -18,6 +18,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+from orgsync.local.moto_patches import scans
+
 _MARK = "__orgsync_undo_log__"
 
 REQUIRED = (
@@ -95,6 +97,8 @@ class _SavedItem:
             items.pop(self.hash_value, None)
         else:
             items[self.hash_value] = self.item
+        # Written straight into moto's dict, past put_item and delete_item: tell the scan order.
+        scans.key_changed(self.table, self.hash_value, self.range_value)
         shard = self.table.stream_shard
         if shard is not None:
             del shard.items[self.stream_length :]  # a failed transaction emitted nothing

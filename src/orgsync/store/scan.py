@@ -65,8 +65,11 @@ def scan_pages(
     segment: int,
     total_segments: int,
     caller: Caller | None = None,
+    page_items: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The pages of one scan segment, one at a time: memory holds a page (1 MB), not the table.
+    """The pages of one scan segment, one at a time: memory holds a page, not the table.
+
+    A page is at most 1 MB of items (DynamoDB's cut), or `page_items` items when that is less.
 
     Each page is one call under the store's retry policy, so a page that timed out or was
     throttled is read again from the same `ExclusiveStartKey` instead of failing the scan.
@@ -77,6 +80,8 @@ def scan_pages(
         "Segment": segment,
         "TotalSegments": total_segments,
     }
+    if page_items is not None:
+        request["Limit"] = page_items
     while True:
         page = call(client.scan, **request)
         yield page.get("Items", [])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from orgsync.domain.invariant import DriftKind, compare
 from orgsync.domain.model import Membership, ReplicationState
 from orgsync.domain.repair import audit_user
-from orgsync.ops.reconcile.context import SliceContext
+from orgsync.ops.reconcile.context import SCAN_PAGE_ITEMS, SliceContext
 from orgsync.ops.reconcile.report import UNREADABLE_RECORD, ReconcileReport, SkippedUser
 from orgsync.ops.reconcile.slices import Slice
 from orgsync.ops.reconcile.tally import SliceTally
@@ -51,6 +51,7 @@ def run_organizations_slice(context: SliceContext, slice_: Slice) -> ReconcileRe
         segment=slice_.segment,
         total_segments=slice_.total_segments,
         caller=context.caller,
+        page_items=SCAN_PAGE_ITEMS,
     )
     for page in pages:
         items = _page_items(page)

@@ -15,7 +15,7 @@ from collections import defaultdict
 from orgsync.domain.invariant import compare
 from orgsync.domain.model import Membership, UserState
 from orgsync.domain.repair import audit_user
-from orgsync.ops.reconcile.context import SliceContext
+from orgsync.ops.reconcile.context import SCAN_PAGE_ITEMS, SliceContext
 from orgsync.ops.reconcile.report import UNREADABLE_RECORD, ReconcileReport, SkippedUser
 from orgsync.ops.reconcile.slices import Slice
 from orgsync.ops.reconcile.tally import SliceTally
@@ -32,6 +32,7 @@ def run_users_slice(context: SliceContext, slice_: Slice) -> ReconcileReport:
         segment=slice_.segment,
         total_segments=slice_.total_segments,
         caller=context.caller,
+        page_items=SCAN_PAGE_ITEMS,
     )
     for page in pages:
         users = users_snapshot(page)

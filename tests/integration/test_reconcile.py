@@ -366,12 +366,20 @@ def test_slices_run_alone_then_merged_equal_a_full_run(aws, tmp_path):
     assert full.exit_code == 0, full.output
 
     run_dir = tmp_path / "run"
-    for segment in (2, 0, 1):  # anywhere, in any order: each writes its two slices' reports
+    for segment in (2, 0, 1):  # anywhere, in any order (an audit; a repair runs users first)
         for pass_ in ("organizations", "users"):
             alone = invoke_cli(
-                aws, "--json", "--total-segments", "3", "--segment", str(segment),
-                "--pass", pass_, "--run-dir", str(run_dir),
-            )  # fmt: skip
+                aws,
+                "--json",
+                "--total-segments",
+                "3",
+                "--segment",
+                str(segment),
+                "--pass",
+                pass_,
+                "--run-dir",
+                str(run_dir),
+            )
             assert alone.exit_code == 0, alone.output
             assert json.loads(alone.stdout)["slices"] == [f"{pass_}-{segment}-of-3"]
     merged = invoke_cli(aws, "--json", "--total-segments", "3", "--run-dir", str(run_dir))
@@ -411,10 +419,23 @@ def test_a_killed_workers_run_resumes_without_redoing_finished_slices(aws, tmp_p
     run_dir = tmp_path / "run"
     prefix = aws.users_table.removesuffix("poc-users")
     command = [
-        sys.executable, "-m", "orgsync", "--endpoint-url", aws.endpoint_url,
-        "--name-prefix", prefix, "reconcile", "--repair", "--json",
-        "--total-segments", "8", "--workers", "2", "--run-dir", str(run_dir),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orgsync",
+        "--endpoint-url",
+        aws.endpoint_url,
+        "--name-prefix",
+        prefix,
+        "reconcile",
+        "--repair",
+        "--json",
+        "--total-segments",
+        "8",
+        "--workers",
+        "2",
+        "--run-dir",
+        str(run_dir),
+    ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORGSYNC_"))}
     first = subprocess.Popen(
         command,

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 # Items per scan page. A full 1 MB page is a few thousand items, ~30 MB once botocore has parsed
-# it: memory would then grow with the table until pages fill (measured: 100 MB at 2,000 users,
-# 287 MB at 50,000, four slices). 500 items fill a page at any table size worth the name, and
+# it: memory would then grow with the table until pages fill (measured: 102 MB at 2,000 users,
+# 187 MB at 50,000, four slices). 500 items fill a page at any table size worth the name, and
 # are five batches of 100 for the reads by key that follow, so the scan's own round trips
 # stay a small share of a slice's requests (reads cost by size, not by page, on AWS).
 SCAN_PAGE_ITEMS = 500

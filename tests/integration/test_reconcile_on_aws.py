@@ -320,9 +320,16 @@ def test_the_follow_loop_reports_both_passes_until_the_run_succeeds(stack):
 def test_ctrl_c_stops_following_but_not_the_run(stack):
     machine = stack.create(SLOW_SLICE)
     command = [
-        sys.executable, "-m", "orgsync", "--name-prefix", stack.prefix,
-        "reconcile", "--on-aws", "--segments", "2",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orgsync",
+        "--name-prefix",
+        stack.prefix,
+        "reconcile",
+        "--on-aws",
+        "--segments",
+        "2",
+    ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORGSYNC_"))}
     environment.update({k: v for k, v in stack.cli_env().items() if v is not None})
     following = subprocess.Popen(

@@ -21,10 +21,9 @@ from orgsync.schema.organizations import (
     FENCE_ATTRIBUTE,
     membership_item,
     replication_item,
-    replication_user_id,
 )
 from orgsync.store.errors import StoreError, TransactionCancelledError, UnreadableRecordError
-from orgsync.store.organizations import Unreadable, decode_record
+from orgsync.store.organizations import OrganizationsReader, Unreadable
 from orgsync.store.retry import Caller, RetryPolicy, next_delay
 
 if TYPE_CHECKING:
@@ -64,6 +63,7 @@ class DynamoReplicationStore:
         self._client = client
         self._table = table_name
         self._caller = Caller(retry or RetryPolicy(), sleep)
+        self._reader = OrganizationsReader(client, table_name, self._caller)
         self._clock = clock
         self._sleep = sleep
         # Called after each committed chunk of a chunked plan; fault injection uses it to
@@ -78,13 +78,8 @@ class DynamoReplicationStore:
         A record orgsync did not write raises `UnreadableRecordError` naming its user: there is
         no fence to commit on, and guessing one could overwrite a newer change.
         """
-        states: dict[str, ReplicationState | None] = dict.fromkeys(user_ids)
-        keys = [replication_key(user_id) for user_id in states]
-        for item in self._caller.batch_get(self._client, self._table, keys):
-            user_id = replication_user_id(item)
-            if user_id is None:
-                continue
-            record = decode_record(item)
+        states: dict[str, ReplicationState | None] = {}
+        for user_id, record in self._reader.records(user_ids).items():
             if isinstance(record, Unreadable):
                 raise UnreadableRecordError(user_id, str(record))
             states[user_id] = record

@@ -14,7 +14,8 @@ from orgsync.ops.reconcile.report import (
     SkippedUser,
     merge,
 )
-from orgsync.ops.reconcile.running import ProgressCallback, reconcile, run_slice
+from orgsync.ops.reconcile.running import ProgressCallback, run_slice
+from orgsync.ops.reconcile.runs import reconcile
 from orgsync.ops.reconcile.slices import MAX_TOTAL_SEGMENTS, Pass, Slice, Tables, all_slices
 
 __all__ = [

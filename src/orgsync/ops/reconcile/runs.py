@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orgsync.domain.apply import DEFAULT_MAX_ATTEMPTS, ReplicationPort
 from orgsync.ops.reconcile.context import (
     ProgressCallback,
     SliceCancelledError,
@@ -129,11 +130,13 @@ def run_slices(
     directory: RunDirectory | None = None,
     on_progress: ProgressCallback | None = None,
     on_slice_done: SliceDone | None = None,
+    context: SliceContext | None = None,
 ) -> RunResult:
     """Run the slices of `passes` (all segments, or only `segments`), pass after pass.
 
-    `workers=None` runs them in threads of this process; `workers=W` in W processes, each with
-    its own client from `make_client` (which must pickle: a module-level function or partial).
+    `workers=None` runs them in threads of this process, on `context` when given (else one built
+    with a client from `make_client`); `workers=W` in W processes, each with its own client from
+    `make_client` (which must pickle: a module-level function or partial).
     """
     started = time.monotonic()
     finished = directory.finished() if directory is not None else {}
@@ -148,7 +151,15 @@ def run_slices(
     for slice_ in wanted:
         if slice_.name in finished:
             done(slice_, finished[slice_.name])
-    with _executor(make_client, spec, workers, on_progress or no_progress, directory) as run:
+    progress = on_progress or no_progress
+    with _executor(
+        make_client,
+        spec,
+        workers=workers,
+        progress=progress,
+        directory=directory,
+        context=context,
+    ) as run:
         for pass_ in passes:
             for slice_, report in run([s for s in todo if s.pass_ is pass_]):
                 reports.append(report)
@@ -164,14 +175,17 @@ Runner = Callable[[list[Slice]], Iterator[tuple[Slice, ReconcileReport]]]
 def _executor(
     make_client: ClientFactory,
     spec: RunSpec,
+    *,
     workers: int | None,
     progress: ProgressCallback,
     directory: RunDirectory | None,
+    context: SliceContext | None,
 ) -> Iterator[Runner]:
     if workers is None:
-        context = slice_context(
-            make_client(), tables=spec.tables, repair=spec.repair, on_progress=progress
-        )
+        if context is None:
+            context = slice_context(
+                make_client(), tables=spec.tables, repair=spec.repair, on_progress=progress
+            )
 
         def in_thread(slice_: Slice) -> ReconcileReport:
             return _run_and_save(context, slice_, directory)
@@ -298,3 +312,42 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     temporary.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(temporary, path)
+
+
+def reconcile(
+    dynamodb: DynamoDBClient,
+    *,
+    users_table: str,
+    organizations_table: str,
+    segments: int = 4,
+    repair: bool = False,
+    on_progress: ProgressCallback | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    store: ReplicationPort | None = None,
+) -> ReconcileReport:
+    """Every slice of both passes in threads of this process, pass after pass; merged.
+
+    The library's entry point (tests, the bench): the caller's client and store, no run
+    directory. The organizations pass starts when the users pass is done, so with `repair` it
+    judges the table the users pass left.
+    """
+    context = slice_context(
+        dynamodb,
+        tables=Tables(users_table, organizations_table),
+        repair=repair,
+        on_progress=on_progress,
+        max_attempts=max_attempts,
+        store=store,
+    )
+    spec = RunSpec(tables=context.tables, total_segments=segments, repair=repair)
+    report = run_slices(lambda: dynamodb, spec, context=context).report
+    logger.info(
+        "reconcile: %s users, %s memberships, %s drifted, %s repaired, %s conflicts, %.1fs",
+        report.users_scanned,
+        report.memberships_scanned,
+        report.users_with_drift,
+        report.users_repaired,
+        report.conflicts_retried,
+        report.seconds,
+    )
+    return report

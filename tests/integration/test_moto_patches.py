@@ -286,3 +286,39 @@ def test_a_moto_api_reset_spares_what_the_stack_keeps_and_resets_the_rest(tmp_pa
         "next": 0,
         "after_stop": [],
     }
+
+
+def test_the_linear_item_build_refuses_exactly_the_items_moto_refuses(aws: AwsStack):
+    # moto's own limit is 405,000 bytes of names and values (its LimitedSizeDict); the patched
+    # Item.__init__ sums them once instead of once per attribute (moto_patches.items).
+    table = aws.organizations_table
+    base = key("big")
+    overhead = sum(len(name) + len(value["S"]) for name, value in base.items()) + len("blob")
+    fits = {**base, "blob": {"S": "x" * (405_000 - overhead)}}
+    aws.dynamodb.put_item(TableName=table, Item=fits)
+    too_big = {**base, "blob": {"S": "x" * (405_001 - overhead)}}
+    with pytest.raises(ClientError) as refused:
+        aws.dynamodb.put_item(TableName=table, Item=too_big)
+    assert "Item size has exceeded the maximum allowed size" in str(refused.value)
+    many = {**base, **{f"a{i}": {"S": "y" * 1000} for i in range(410)}}
+    with pytest.raises(ClientError):
+        aws.dynamodb.put_item(TableName=table, Item=many)
+
+
+def test_queue_counts_read_once_per_call_give_moto_s_answers(aws: AwsStack):
+    # moto_patches.queue_clock: one clock read per count, the same comparisons as moto's.
+    from moto.sqs.models import Message, Queue  # noqa: PLC0415 - moto's own objects
+
+    queue = Queue("q-counts", "us-east-1", "123456789012", VisibilityTimeout="30")
+    for index in range(6):
+        message = Message(f"m{index}", f"body {index}")
+        message.mark_sent(delay_seconds=30 if index == 0 else 0)
+        queue._messages.append(message)
+    queue._messages[1].change_visibility(30)
+    assert [m.id for m in queue.messages] == ["m2", "m3", "m4", "m5"]
+    assert queue.approximate_number_of_messages == 4
+    assert queue.approximate_number_of_messages_delayed == 1
+    assert queue.approximate_number_of_messages_not_visible == 1
+    assert [m.id for m in queue.messages] == [
+        m.id for m in queue._messages if m.visible and not m.delayed
+    ]

@@ -5,15 +5,29 @@ moved (`guard`), then installs, once per process: the transaction undo log (`tra
 the instance registry switched off (`registry`), a reset that spares the stack's resources
 (`reset`; the stack names them with `keep_on_reset`), moto's service list read once
 (`dispatch`), table scans that start at their ExclusiveStartKey instead of sorting and walking
-the whole table on every page (`scans`). `queue_wait_seconds` (`queues`) is the one read of
-moto's state that bypasses its API. Only `orgsync.local.servers` calls in here.
+the whole table on every page (`scans`), two pure helpers remembered per argument (`memo`), items
+built in linear time (`items`), the serializer's member names looked up once (`serializer`), SQS
+counts that read the clock once per call (`queue_clock`).
+`queue_wait_seconds` (`queues`) is the one read of moto's state that bypasses its API. Only
+`orgsync.local.servers` calls in here.
 """
 
 from __future__ import annotations
 
 import threading
 
-from orgsync.local.moto_patches import dispatch, queues, registry, reset, scans, transactions
+from orgsync.local.moto_patches import (
+    dispatch,
+    items,
+    memo,
+    queue_clock,
+    queues,
+    registry,
+    reset,
+    scans,
+    serializer,
+    transactions,
+)
 from orgsync.local.moto_patches.guard import (
     TESTED_MOTO_RANGE,
     MotoPatchError,
@@ -52,6 +66,10 @@ def check(moto_version: str | None = None) -> None:
             *reset.REQUIRED,
             *dispatch.REQUIRED,
             *scans.REQUIRED,
+            *memo.REQUIRED,
+            *items.REQUIRED,
+            *serializer.REQUIRED,
+            *queue_clock.REQUIRED,
         )
     )
 
@@ -68,4 +86,8 @@ def apply() -> None:
         reset.apply()
         dispatch.apply()
         scans.apply()
+        memo.apply()
+        items.apply()
+        serializer.apply()
+        queue_clock.apply()
         _applied = True

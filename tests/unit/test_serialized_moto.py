@@ -15,7 +15,11 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from orgsync.local.servers.serialized import SerializedApplication
+from orgsync.local.servers.serialized import (
+    ORIGIN_HEADER,
+    RECHECK_SECONDS,
+    SerializedApplication,
+)
 
 
 class WatchingApp:
@@ -149,3 +153,96 @@ def test_a_receive_that_does_not_wait_is_passed_on_as_it_is():
     app = WatchingApp()
     call(SerializedApplication(app), "AmazonSQS.ReceiveMessage", receive(wait=0))
     assert app.waits_seen == ["0"]
+
+
+class QueueApp:
+    """A one-queue stand-in for moto: a send puts a message, a receive takes what is there."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.receives = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        answer: dict[str, Any] = {}
+        if target == "AmazonSQS.SendMessage":
+            self.messages.append("hello")
+        elif target == "AmazonSQS.ReceiveMessage":
+            self.receives += 1
+            if self.messages:
+                answer = {"Messages": [{"Body": self.messages.pop()}]}
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0")])
+        return [json.dumps(answer).encode()]
+
+
+def test_a_waiting_long_poll_answers_when_a_send_arrives_and_polls_little_meanwhile():
+    app = QueueApp()
+    application = SerializedApplication(app)
+    answers: list[bytes] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(
+            call(application, "AmazonSQS.ReceiveMessage", receive(wait=20))
+        )
+    )
+    waiter.start()
+    time.sleep(1.0)
+    sent_at = time.monotonic()
+    call(application, "AmazonSQS.SendMessage", b"{}")
+    waiter.join(5)
+    assert json.loads(answers[0]) == {"Messages": [{"Body": "hello"}]}
+    assert time.monotonic() - sent_at < 1  # woken by the send, not by its 20 s deadline
+    # Over a second of waiting: its first poll, one per RECHECK_SECONDS, and the one the send woke.
+    assert app.receives <= 2 + 1.0 / RECHECK_SECONDS + 1
+
+
+def test_an_interrupt_ends_the_long_polls_of_its_queue_only():
+    app = QueueApp()
+    application = SerializedApplication(app)
+    other = json.dumps(
+        {"QueueUrl": "http://localhost/123456789012/other.fifo", "WaitTimeSeconds": 2}
+    )
+    ended: dict[str, float] = {}
+
+    def wait(name: str, body: bytes) -> None:
+        began = time.monotonic()
+        call(application, "AmazonSQS.ReceiveMessage", body)
+        ended[name] = time.monotonic() - began
+
+    waiters = [
+        threading.Thread(target=wait, args=("ours", receive(wait=20))),
+        threading.Thread(target=wait, args=("other", other.encode())),
+    ]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.3)
+    SerializedApplication.interrupt("http://127.0.0.1:9/123456789012/q.fifo")  # any host: by name
+    waiters[0].join(5)
+    assert ended["ours"] < 2
+    waiters[1].join(5)
+    assert ended["other"] >= 2  # it waited its whole wait
+
+
+def test_the_store_counts_its_cpu_by_the_origin_a_request_names():
+    application = SerializedApplication(QueueApp())
+    before = SerializedApplication.cpu_seconds()
+    for _ in range(20):
+        call(application, "AmazonSQS.SendMessage", b"{}", HTTP_X_ORGSYNC_ORIGIN="bench-writer")
+    after = SerializedApplication.cpu_seconds()
+    assert after["bench-writer"] > before.get("bench-writer", 0.0)
+    assert ORIGIN_HEADER == "X-Orgsync-Origin"  # what HTTP_X_ORGSYNC_ORIGIN comes from
+
+
+def test_watchers_hear_of_accepted_writes_to_their_tables_only():
+    application = SerializedApplication(QueueApp())
+    heard: list[str] = []
+    unwatch = SerializedApplication.writes.watch(["users"], lambda: heard.append("users"))
+    try:
+        put = json.dumps({"TableName": "users", "Item": {}}).encode()
+        call(application, "DynamoDB_20120810.PutItem", put)
+        call(application, "DynamoDB_20120810.PutItem", json.dumps({"TableName": "orgs"}).encode())
+        call(application, "DynamoDB_20120810.GetItem", put)
+    finally:
+        unwatch()
+    call(application, "DynamoDB_20120810.PutItem", put)
+    assert heard == ["users"]

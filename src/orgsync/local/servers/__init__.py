@@ -8,7 +8,7 @@ starts or touches moto. No boto3 here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -21,19 +21,25 @@ from orgsync.local.servers.dynamodb_local import (
     install_dynamodb_local,
     locate_dynamodb_local,
 )
+from orgsync.local.servers.in_process import serve_in_process
 from orgsync.local.servers.moto import MotoStore
 from orgsync.local.servers.ports import find_free_port
+from orgsync.local.servers.serialized import ORIGIN_HEADER, SerializedApplication, WsgiApplication
 
 __all__ = [
     "DynamoDBLocalDistribution",
     "DynamoDBLocalStore",
     "EmbeddedStore",
     "MotoStore",
+    "ORIGIN_HEADER",
+    "SerializedApplication",
     "StoreKind",
+    "WsgiApplication",
     "default_dynamodb_local_cache_dir",
     "find_free_port",
     "install_dynamodb_local",
     "locate_dynamodb_local",
+    "serve_in_process",
     "start_store",
 ]
 
@@ -55,6 +61,24 @@ class EmbeddedStore(Protocol):
         self, *, account_id: str, region: str, tables: Iterable[str], queues: Iterable[str]
     ) -> None:
         """Make a moto reset (`POST /moto-api/reset`) spare these resources."""
+        ...
+
+    def watch_writes(
+        self, tables: Iterable[str], callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call `callback` after each write the store accepts to one of `tables`; the undo."""
+        ...
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds the store spent on requests so far, by origin (ORIGIN_HEADER)."""
+        ...
+
+    def interrupt_receive(self, queue_url: str) -> None:
+        """End the SQS long polls now waiting on this queue (they answer what they have)."""
+        ...
+
+    def in_process_application(self, service_name: str) -> WsgiApplication | None:
+        """The WSGI app serving this service in this process, if one does (`serve_in_process`)."""
         ...
 
     def stop(self) -> None: ...

@@ -7,10 +7,11 @@ a routing proxy before both servers so clients see one endpoint. No boto3 here.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
@@ -19,6 +20,8 @@ from orgsync.local.errors import DynamoDBLocalNotFoundError, EmulatorStartError
 from orgsync.local.servers.moto import MotoStore
 from orgsync.local.servers.ports import HOST, ensure_port_free, find_free_port, wait_until_answering
 from orgsync.local.servers.proxy import RoutingProxy
+from orgsync.local.servers.serialized import WsgiApplication
+from orgsync.local.servers.writes import WriteWatchers, written_tables
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,10 @@ def install_dynamodb_local(cache_dir: Path | None = None) -> DynamoDBLocalDistri
     return found
 
 
+# The key of DynamoDB Local's process CPU in `cpu_seconds`.
+JAVA_ORIGIN: Final = "dynamodb-local-java"
+
+
 class DynamoDBLocalStore:
     """DynamoDB Local (Java) for DynamoDB and Streams, moto for SQS, one endpoint in front.
 
@@ -111,12 +118,39 @@ class DynamoDBLocalStore:
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._proxy: RoutingProxy | None = None
+        self._writes = WriteWatchers()
 
     @property
     def endpoint_url(self) -> str:
         if self._proxy is None:
             raise EmulatorStartError("the DynamoDB Local store is not running")
         return self._proxy.endpoint_url
+
+    def in_process_application(self, service_name: str) -> WsgiApplication | None:
+        """moto's app for SQS; DynamoDB and Streams are Java's, over HTTP."""
+        return self._moto.in_process_application(service_name) if service_name == "sqs" else None
+
+    def watch_writes(
+        self, tables: Iterable[str], callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call `callback` after each write the proxy relays to one of `tables`; the undo."""
+        return self._writes.watch(tables, callback)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """moto's (SQS) CPU by origin, and DynamoDB Local's whole process under JAVA_ORIGIN.
+
+        Java's requests cannot be told apart by origin: a benchmark attributes them by phase.
+        """
+        seconds = self._moto.cpu_seconds()
+        if self._process is not None:
+            java = process_cpu_seconds(self._process.pid)
+            if java is not None:
+                seconds[JAVA_ORIGIN] = java
+        return seconds
+
+    def interrupt_receive(self, queue_url: str) -> None:
+        """End the long polls waiting on this queue now (SQS is moto's)."""
+        self._moto.interrupt_receive(queue_url)
 
     def start(self) -> None:
         java = shutil.which(self._java)
@@ -132,6 +166,7 @@ class DynamoDBLocalStore:
                 port=self._requested_port,
                 dynamodb_port=dynamodb_port,
                 default_port=self._moto.port,
+                on_relayed=self._relayed,
             )
             self._proxy.start()
         except BaseException:
@@ -188,6 +223,10 @@ class DynamoDBLocalStore:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")[-1000:].strip()
 
+    def _relayed(self, target: str, body: bytes, status: int) -> None:
+        if self._writes and status == 200:
+            self._writes.written(written_tables(target, body))
+
     def keep_on_reset(
         self, *, account_id: str, region: str, tables: Iterable[str], queues: Iterable[str]
     ) -> None:
@@ -210,6 +249,17 @@ class DynamoDBLocalStore:
         if log is not None:
             log.close()
         self._moto.stop()
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc); None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # Fields 14 and 15 of proc(5), utime and stime, counted from the one after the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _temporary_log() -> IO[bytes]:

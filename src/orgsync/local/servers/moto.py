@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from orgsync.local import moto_patches
 from orgsync.local.errors import EmulatorStartError
 from orgsync.local.servers.ports import HOST, ensure_port_free, wait_until_answering
-from orgsync.local.servers.serialized import SerializedApplication
+from orgsync.local.servers.serialized import SerializedApplication, WsgiApplication
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -36,6 +36,7 @@ class MotoStore:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._kept: list[moto_patches.Kept] = []
+        self._application: SerializedApplication | None = None
 
     @property
     def port(self) -> int:
@@ -46,6 +47,25 @@ class MotoStore:
     @property
     def endpoint_url(self) -> str:
         return f"http://{self._host}:{self.port}"
+
+    def in_process_application(self, service_name: str) -> WsgiApplication | None:
+        """The app the HTTP server runs, for this process's own clients (any service)."""
+        del service_name
+        return self._application
+
+    def watch_writes(
+        self, tables: Iterable[str], callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call `callback` after each write this store accepts to one of `tables`; the undo."""
+        return SerializedApplication.writes.watch(tables, callback)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds moto spent on requests so far, by origin (ORIGIN_HEADER)."""
+        return SerializedApplication.cpu_seconds()
+
+    def interrupt_receive(self, queue_url: str) -> None:
+        """End the long polls waiting on this queue now (a poller pausing or stopping)."""
+        SerializedApplication.interrupt(queue_url)
 
     def start(self) -> None:
         from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - heavy, only when used
@@ -62,6 +82,7 @@ class MotoStore:
             DomainDispatcherApplication(create_backend_app),
             queue_wait_seconds=moto_patches.queue_wait_seconds,
         )
+        self._application = application
         ensure_port_free(self._host, self._requested_port)
         try:
             server = make_server(
@@ -99,6 +120,7 @@ class MotoStore:
         kept, self._kept = self._kept, []
         for names in kept:
             moto_patches.forget_on_reset(names)
+        self._application = None
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()

@@ -53,6 +53,8 @@ class ProxyAnswer:
 
 # Sees each request's X-Amz-Target and body; returns an answer to send instead, or None to relay.
 Interceptor = Callable[[str, bytes], ProxyAnswer | None]
+# Told of each request relayed upstream, after its answer went back: target, body, status.
+Relayed = Callable[[str, bytes, int], None]
 
 
 class RoutingProxy:
@@ -67,11 +69,13 @@ class RoutingProxy:
         dynamodb_port: int,
         default_port: int,
         intercept: Interceptor | None = None,
+        on_relayed: Relayed | None = None,
     ) -> None:
         self._requested_port = port
         self._dynamodb_port = dynamodb_port
         self._default_port = default_port
         self._intercept = intercept
+        self._on_relayed = on_relayed
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -86,7 +90,9 @@ class RoutingProxy:
         return f"http://{_HOST}:{self.port}"
 
     def start(self) -> None:
-        handler = _make_proxy_handler(self._dynamodb_port, self._default_port, self._intercept)
+        handler = _make_proxy_handler(
+            self._dynamodb_port, self._default_port, self._intercept, self._on_relayed
+        )
         try:
             server = _QuietServer((_HOST, self._requested_port), handler)
         except OSError as exc:
@@ -136,7 +142,10 @@ def _unavailable(dynamodb: bool) -> ProxyAnswer:
 
 
 def _make_proxy_handler(
-    dynamodb_port: int, default_port: int, intercept: Interceptor | None = None
+    dynamodb_port: int,
+    default_port: int,
+    intercept: Interceptor | None = None,
+    on_relayed: Relayed | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     local = threading.local()
 
@@ -190,6 +199,8 @@ def _make_proxy_handler(
                         self._send_answer(_unavailable(port == dynamodb_port))
                         return
             self._send_response(response)
+            if on_relayed is not None:
+                on_relayed(target, body, response.status)
 
         def _read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -8,8 +8,11 @@ message group for good. moto is CPU-bound under the GIL anyway, so serialising c
 
 A long poll cannot simply hold the lock while it waits: it would block the very send it waits
 for. So a ReceiveMessage that may wait is run as short polls (WaitTimeSeconds 0), each under the
-lock, with pauses outside it, until one returns messages or the wait is over: what a client sees
-is SQS's long poll, what moto sees is one request at a time.
+lock, and between two of them it waits on a condition of that lock, which every request that
+can make a message receivable signals (a send, a delete that frees a FIFO group, a visibility
+change, a purge); messages that become visible by the clock alone (a visibility timeout running
+out) are looked for every `RECHECK_SECONDS`. What a client sees is SQS's long poll; what moto
+sees is one request at a time, and an idle long poll costs a few short polls a second, not 20.
 Standard library only: no boto3, no moto import.
 """
 
@@ -25,17 +28,38 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["QueueWaitSeconds", "SerializedApplication", "WsgiApplication"]
+from orgsync.local.servers.writes import WriteWatchers, written_tables
+
+__all__ = [
+    "QueueWaitSeconds",
+    "SerializedApplication",
+    "ORIGIN_HEADER",
+    "WsgiApplication",
+    "call_wsgi",
+]
 
 WsgiApplication = Callable[[dict[str, Any], Any], Iterable[bytes]]
 # The queue's ReceiveMessageWaitTimeSeconds, by queue URL and region (None: unknown): the wait of
 # a receive that names none. moto's queue URLs carry no region; the request's signature does.
 QueueWaitSeconds = Callable[[str, str | None], int]
 
-# Between two short polls of one long poll: the delivery delay a waiting receiver can see.
-_LONG_POLL_INTERVAL_SECONDS: Final = 0.05
+# A request header naming who sent it, for the store's CPU accounts (`cpu_seconds`) only: a
+# benchmark's writers and probe apart from the pipeline (requests that name none count as "").
+ORIGIN_HEADER: Final = "X-Orgsync-Origin"
+_ORIGIN_ENVIRON: Final = "HTTP_X_ORGSYNC_ORIGIN"
+# A waiting long poll looks again this often for messages the clock made visible (a visibility
+# timeout that ran out): the longest such a message waits for a receiver that is waiting.
+RECHECK_SECONDS: Final = 0.25
 _MAX_WAIT_SECONDS: Final = 20
 _JSON_RECEIVE_TARGET: Final = "AmazonSQS.ReceiveMessage"
+_DYNAMODB_TARGET_PREFIX: Final = "DynamoDB_20120810."
+# Requests that cannot make a message receivable: they wake no waiting long poll.
+_QUIET_TARGET_PREFIXES: Final = (
+    "DynamoDB",
+    "AmazonSQS.Get",
+    "AmazonSQS.List",
+    _JSON_RECEIVE_TARGET,
+)
 _CREDENTIAL_SCOPE: Final = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
 
 
@@ -44,6 +68,13 @@ class SerializedApplication:
 
     # moto's backends are process-global, so one lock serves every moto server of the process.
     _lock: Final = threading.Lock()
+    _changed: Final = threading.Condition(_lock)
+    # Bumped by `interrupt`: a long poll that began before the bump of its queue answers now.
+    _interrupts: Final[dict[str, int]] = {}
+    # Told of every accepted DynamoDB write, by table (a pipe woken by its table's writes).
+    writes: Final = WriteWatchers()
+    # CPU seconds moto spent on requests, by their ORIGIN_HEADER ("" when they name none).
+    _cpu_seconds: Final[dict[str, float]] = {}
 
     def __init__(
         self,
@@ -63,38 +94,93 @@ class SerializedApplication:
         start_response(response.status, response.headers)
         return [response.body]
 
+    @classmethod
+    def cpu_seconds(cls) -> dict[str, float]:
+        """CPU seconds spent inside moto so far, by the requests' origin (ORIGIN_HEADER).
+
+        What `orgsync bench` divides by changes: the store's own cost, without the client's.
+        """
+        with cls._lock:
+            return dict(cls._cpu_seconds)
+
+    @classmethod
+    def interrupt(cls, queue_url: str) -> None:
+        """End every long poll now waiting on this queue with what it has (often nothing).
+
+        For a poller that must pause or stop now: its receive may be waiting up to 20 s.
+        """
+        name = _queue_name(queue_url)
+        with cls._changed:
+            cls._interrupts[name] = cls._interrupts.get(name, 0) + 1
+            cls._changed.notify_all()
+
     def _long_poll(self, environ: dict[str, Any], receive: _LongPoll) -> _Response:
-        with self._lock:
+        name = _queue_name(receive.queue_url)
+        with self._changed:
             wait = receive.wait_seconds
             if wait is None:
                 wait = self._queue_wait_seconds(receive.queue_url, _region_of(environ))
-        deadline = time.monotonic() + wait
-        while True:
-            response = self._call_locked(receive.short_poll(environ))
-            if response.has_messages or not response.ok or time.monotonic() >= deadline:
-                return response
-            time.sleep(_LONG_POLL_INTERVAL_SECONDS)
+            interrupts = self._interrupts.get(name, 0)
+            deadline = time.monotonic() + wait
+            while True:
+                response = self._call_app(receive.short_poll(environ))
+                remaining = deadline - time.monotonic()
+                if response.has_messages or not response.ok or remaining <= 0:
+                    return response
+                if self._interrupts.get(name, 0) != interrupts:
+                    return response
+                self._changed.wait(min(remaining, RECHECK_SECONDS))
 
     def _call_locked(self, environ: dict[str, Any]) -> _Response:
-        started: list[tuple[str, list[tuple[str, str]]]] = []
-        written: list[bytes] = []
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        watched = bool(self.writes) and target.startswith(_DYNAMODB_TARGET_PREFIX)
+        body = _buffer_body(environ) if watched else b""
+        with self._changed:
+            response = self._call_app(environ)
+            if not target.startswith(_QUIET_TARGET_PREFIXES):
+                self._changed.notify_all()
+        if watched and response.ok:
+            self.writes.written(written_tables(target, body))
+        return response
 
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: object = None
-        ) -> Callable[[bytes], None]:
-            started[:] = [(status, headers)]
-            return written.append
+    def _call_app(self, environ: dict[str, Any]) -> _Response:
+        """One request through moto; the caller holds the lock."""
+        began = time.thread_time()  # this thread's CPU: the lock keeps the others out of moto
+        status, headers, body = call_wsgi(self._application, environ)
+        origin = str(environ.get(_ORIGIN_ENVIRON, ""))
+        self._cpu_seconds[origin] = self._cpu_seconds.get(origin, 0.0) + (
+            time.thread_time() - began
+        )
+        return _Response(status, headers, body)
 
-        with self._lock:
-            result = self._application(environ, start_response)
-            try:
-                written.extend(result)  # the app may produce lazily: finish inside the lock
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        status, headers = started[0]
-        return _Response(status, headers, b"".join(written))
+
+def call_wsgi(
+    application: WsgiApplication, environ: dict[str, Any]
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app to its end: its status, headers and whole body."""
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+    written: list[bytes] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], None]:
+        started[:] = [(status, headers)]
+        return written.append
+
+    result = application(environ, start_response)
+    try:
+        written.extend(result)  # the app may produce lazily: finish it here
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    status, headers = started[0]
+    return status, headers, b"".join(written)
+
+
+def _queue_name(queue_url: str) -> str:
+    # Queue URLs differ by host and scheme from client to client; the path ends in the name.
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,36 @@ def test_an_invocation_that_overruns_its_timeout_fails_the_batch(sqs: Any) -> No
     assert "timed out" in str(poller.stats().last_error)
 
 
+def test_an_overrun_invocation_that_reports_success_deletes_nothing_and_its_message_returns(
+    sqs: Any,
+) -> None:
+    """Lambda kills an invocation at its Timeout: what it would have returned never arrives."""
+    queue = FifoQueue(sqs, visibility_timeout=1)
+    message_id = queue.send("user-1", "body")
+    receives: list[tuple[str, str]] = []
+
+    def slow_but_successful(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        receives.extend(
+            (r["messageId"], r["attributes"]["ApproximateReceiveCount"]) for r in event["Records"]
+        )
+        if len(receives) == 1:
+            time.sleep(0.3)
+        return {"batchItemFailures": []}
+
+    poller = make_poller(sqs, queue, slow_but_successful, timeout_seconds=0.1)
+    poll_until(poller, 1)
+
+    assert queue.depth() == (0, 1)  # not deleted: in flight until its visibility timeout ends
+    stats = poller.stats()
+    assert (stats.messages_succeeded, stats.messages_failed, stats.batches_failed) == (0, 1, 1)
+    assert "timed out" in str(stats.last_error)
+    # Received again once the 1 s visibility timeout has passed; a quick invocation deletes it.
+    poll_until(poller, 1)
+    assert receives == [(message_id, "1"), (message_id, "2")]
+    assert queue.depth() == (0, 0)
+    assert poller.stats().messages_succeeded == 1
+
+
 def test_the_event_and_context_have_the_shape_lambda_gives_them(sqs: Any) -> None:
     queue = FifoQueue(sqs)
     message_id = queue.send(

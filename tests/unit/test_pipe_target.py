@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import string
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from orgsync.local.pipes.delivery import refused_for_size
 from orgsync.local.pipes.errors import PipeSettingsError, TargetParameterError
 from orgsync.local.pipes.record import to_pipe_record
 from orgsync.local.pipes.settings import PipeSettings
@@ -52,6 +55,71 @@ def test_a_path_to_an_object_or_an_overlong_value_fails_the_record():
         TargetParameter.parse("$.dynamodb.Keys.pk").resolve(record())
     with pytest.raises(TargetParameterError, match="128"):
         TargetParameter.parse("$.dynamodb.Keys.pk.S").resolve(record("USER#" + "x" * 200))
+
+
+@pytest.mark.parametrize(
+    ("pk", "named"),
+    [
+        ("USER#jane doe@example.com", "a space (U+0020) at character 10"),
+        ("USER#jos\u00e9@example.com", "a non-ASCII character (U+00E9) at character 9"),
+        ("USER#tab\there", "a control character (U+0009) at character 9"),
+        ("USER#\u7528\u6237", "a non-ASCII character (U+7528) at character 6"),
+    ],
+    ids=["space", "accent", "control", "cjk"],
+)
+def test_a_group_id_with_a_character_sqs_refuses_fails_the_record_naming_only_its_code_point(
+    pk: str, named: str
+):
+    with pytest.raises(TargetParameterError) as refused:
+        SqsTarget.from_settings("$.dynamodb.Keys.pk.S", None).build_entry("0", record(pk))
+    assert str(refused.value) == (
+        f"MessageGroupId: path $.dynamodb.Keys.pk.S resolves to a value that holds {named}; "
+        "SQS allows only ASCII letters, digits and punctuation"
+    )
+    assert pk[len("USER#") :] not in str(refused.value)
+
+
+def test_every_ascii_letter_digit_and_punctuation_mark_and_128_characters_are_accepted():
+    allowed = string.ascii_letters + string.digits + string.punctuation
+    group = TargetParameter.parse("$.dynamodb.Keys.pk.S")
+    assert group.resolve(record(allowed)) == allowed
+    assert group.resolve(record("x" * 128)) == "x" * 128
+    with pytest.raises(TargetParameterError, match="has 129 characters; SQS allows 128"):
+        group.resolve(record("x" * 129))
+
+
+def test_a_literal_sqs_would_refuse_fails_each_record_as_on_aws():
+    # CreatePipe accepts it; the records then fail at the target stage, one by one.
+    for literal, problem in (("all users", "a space"), ("y" * 129, "129 characters")):
+        target = SqsTarget.from_settings(None, literal)
+        with pytest.raises(
+            TargetParameterError, match=f"MessageDeduplicationId: the literal .*{problem}"
+        ):
+            target.build_entry("0", record())
+
+
+def client_error(code: str, message: str, query_code: str | None = None) -> ClientError:
+    error = {"Code": code, "Message": message}
+    if query_code:
+        error["QueryErrorCode"] = query_code
+    return ClientError({"Error": error}, "SendMessageBatch")
+
+
+def test_size_refusals_are_told_from_other_sqs_errors():
+    too_long = "Batch requests cannot be longer than 1048576 bytes. You have sent 1200000 bytes."
+    assert refused_for_size(
+        client_error("AWS.SimpleQueueService.BatchRequestTooLong", too_long, "BatchRequestTooLong")
+    )
+    assert refused_for_size(client_error("BatchRequestTooLong", too_long))
+    assert refused_for_size(
+        client_error(
+            "InvalidParameterValue",
+            "One or more parameters are invalid. Reason: Message must be shorter than 1024 bytes.",
+        )
+    )
+    assert not refused_for_size(client_error("InvalidParameterValue", "DelaySeconds is invalid"))
+    assert not refused_for_size(client_error("AWS.SimpleQueueService.NonExistentQueue", "gone"))
+    assert not refused_for_size(client_error("RequestThrottled", "slow down"))
 
 
 def test_a_path_with_an_empty_key_is_refused():

@@ -16,6 +16,8 @@ class PipeMetrics:
     failed: int = 0
     # Entries re-sent after SendMessageBatch listed them as Failed (not sender faults).
     send_retries: int = 0
+    # SendMessageBatch requests refused for size and re-sent as two halves (AUTOMATIC_BISECT).
+    bisections: int = 0
     batches: int = 0
     passes: int = 0
     # Passes that ended in an error; the shard was rewound to its checkpoint.

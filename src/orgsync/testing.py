@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from orgsync.local.chaos import ChaosSpec
     from orgsync.local.remote import RemoteChaos, RemoteStack
 
 __all__ = [
@@ -100,13 +101,19 @@ def _template_path(config: pytest.Config) -> Path:
         raise pytest.UsageError(str(exc)) from exc
 
 
+def _chaos_spec(spec: str) -> ChaosSpec:
+    # Imported for a run with faults only: the chaos package brings the proxy and the servers.
+    from orgsync.local.chaos import ChaosSpec  # noqa: PLC0415
+
+    return ChaosSpec.parse(spec)
+
+
 @pytest.fixture(scope="session")
 def orgsync_session_stack(request: pytest.FixtureRequest) -> Iterator[RemoteStack]:
     """The template's stack for the whole session, shared by its tests (state carries over).
 
     On a free port, moto by default, in a process of its own; pipe and poller running.
     """
-    from orgsync.local.chaos import ChaosSpec  # noqa: PLC0415
     from orgsync.local.errors import DynamoDBLocalNotFoundError  # noqa: PLC0415
     from orgsync.local.options import StackOptions  # noqa: PLC0415
     from orgsync.local.remote import RemoteStack  # noqa: PLC0415
@@ -119,9 +126,11 @@ def orgsync_session_stack(request: pytest.FixtureRequest) -> Iterator[RemoteStac
         port=0,
         store="dynamodb-local" if store == "dynamodb-local" else "moto",
         dynamodb_local_dir=Path(dynamodb_local_dir) if dynamodb_local_dir else None,
-        # Faster than Pipes' ~4 polls a second, so that each drain() costs tests less.
+        # A write to a streamed table wakes its pipe at once: a test's write reaches the
+        # consumer in milliseconds; the poll interval is the fallback (a write via another path).
         pipe_poll_interval=0.1,
-        chaos=ChaosSpec.parse(chaos) if chaos else None,
+        wake_pipes_on_writes=True,
+        chaos=_chaos_spec(chaos) if chaos else None,
         visibility_timeout_seconds=_CHAOS_VISIBILITY_TIMEOUT if chaos else None,
     )
     stack = RemoteStack(options)

@@ -99,8 +99,12 @@ def settings_for(
     return PipeSettings(**values)
 
 
-def new_runner(settings: PipeSettings, dynamodb: Any, streams: Any, sqs: Any) -> PipeRunner:
-    runner = PipeRunner(settings, streams=streams, sqs=sqs, dynamodb=dynamodb, poll_interval=0.01)
+def new_runner(
+    settings: PipeSettings, dynamodb: Any, streams: Any, sqs: Any, **options: float
+) -> PipeRunner:
+    runner = PipeRunner(
+        settings, streams=streams, sqs=sqs, dynamodb=dynamodb, poll_interval=0.01, **options
+    )
     runner.ensure_checkpoint_table()
     return runner
 
@@ -225,7 +229,9 @@ def test_a_restarted_pipe_resumes_after_its_checkpoint_without_resending(
     settings = settings_for(stream_arn, queue_url, checkpoint_table, batch_size=2)
     for n in range(3):
         put_user(dynamodb, table, f"u{n}", status="ACTIVE")
-    assert new_runner(settings, dynamodb, streams, sqs).run_once() == 3
+    first = new_runner(settings, dynamodb, streams, sqs)
+    assert first.run_once() == 3
+    first.persist_checkpoints()  # what its stop does (PipeRunner.run, at the end)
     for n in range(3, 5):
         put_user(dynamodb, table, f"u{n}", status="ACTIVE")
 
@@ -249,6 +255,10 @@ class FakeCrashingDynamoDB:
         self._crash_on_put = crash_on_put
         self.exceptions = real.exceptions
 
+    @property
+    def puts(self) -> int:
+        return self._puts
+
     def put_item(self, **kwargs: Any) -> Any:
         self._puts += 1
         if self._puts == self._crash_on_put:
@@ -266,7 +276,14 @@ def test_a_pipe_killed_between_send_and_checkpoint_resends_only_that_batch(
     settings = settings_for(stream_arn, queue_url, checkpoint_table, batch_size=2)
     for n in range(5):
         put_user(dynamodb, table, f"u{n}", status="ACTIVE")
-    doomed = new_runner(settings, FakeCrashingDynamoDB(dynamodb, crash_on_put=2), streams, sqs)
+    # A checkpoint after every batch: the kill comes between batch 2's send and its checkpoint.
+    doomed = new_runner(
+        settings,
+        FakeCrashingDynamoDB(dynamodb, crash_on_put=2),
+        streams,
+        sqs,
+        checkpoint_interval=0,
+    )
     with pytest.raises(SimulatedKillError):
         doomed.run_once()
     assert doomed.metrics.sent == 4  # batch 2 reached the queue, its checkpoint did not
@@ -279,6 +296,34 @@ def test_a_pipe_killed_between_send_and_checkpoint_resends_only_that_batch(
     # The re-sent batch carries the same MessageDeduplicationId, so FIFO drops the copies.
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == [f"USER#u{n}" for n in range(5)]
     assert len({r["eventID"] for r in records}) == 5
+
+
+def test_checkpoints_are_written_on_a_timer_and_a_kill_resends_only_what_followed_the_last(
+    dynamodb, streams, sqs, users_table, queue_url, checkpoint_table
+):
+    table, stream_arn = users_table
+    settings = settings_for(stream_arn, queue_url, checkpoint_table, batch_size=2)
+    for n in range(2):
+        put_user(dynamodb, table, f"u{n}", status="ACTIVE")
+    counting = FakeCrashingDynamoDB(dynamodb, crash_on_put=0)  # never crashes: counts
+    first = new_runner(settings, counting, streams, sqs, checkpoint_interval=60)
+    assert first.run_once() == 2
+    assert counting.puts == 1  # the first pass's checkpoint (nothing was written before)
+    for n in range(2, 7):
+        put_user(dynamodb, table, f"u{n}", status="ACTIVE")
+    assert first.run_once() == 5
+    assert counting.puts == 1  # three batches sent; the next checkpoint is not due for 60 s
+    # Killed now (never stopped): no checkpoint for u2..u6 was written.
+
+    restarted = new_runner(settings, dynamodb, streams, sqs)
+
+    # Everything after the last checkpoint again (u2..u6), never u0 or u1.
+    assert restarted.run_once() == 5
+    records = bodies(receive_all(sqs, queue_url))
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == [f"USER#u{n}" for n in range(7)]
+    assert len({r["eventID"] for r in records}) == 7
+    assert restarted.run_once() == 0  # an idle pass writes the position at once
+    assert new_runner(settings, dynamodb, streams, sqs).run_once() == 0
 
 
 def test_a_record_whose_group_path_resolves_to_nothing_is_dead_lettered_and_skipped(
@@ -309,6 +354,177 @@ def test_a_record_whose_group_path_resolves_to_nothing_is_dead_lettered_and_skip
     assert dead["DDBStreamBatchInfo"]["startSequenceNumber"] == failure.sequence_number
     assert dead["DDBStreamBatchInfo"]["streamArn"] == stream_arn
     assert runner.position()[0].sequence_number == records[-1]["dynamodb"]["SequenceNumber"]
+
+
+# ---------------------------------------------------------------------------- what SQS refuses
+
+
+@pytest.fixture
+def pipe_dlq_url(sqs: Any) -> str:
+    """A standard queue, like the template's pipe DLQ."""
+    return sqs.create_queue(QueueName=f"pipe-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+
+def put_typed_user(dynamodb: Any, table: str, user_id: str, **attributes: Any) -> None:
+    """A user item with attributes already in DynamoDB's typed form ({"B": b"..."})."""
+    item = {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": "METADATA"}, **attributes}
+    dynamodb.put_item(TableName=table, Item=item)
+
+
+def pks(messages: list[dict[str, Any]]) -> list[str]:
+    return [r["dynamodb"]["Keys"]["pk"]["S"] for r in bodies(messages)]
+
+
+def dead_lettered(sqs: Any, url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        messages.extend(batch)
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies(messages)
+
+
+# Each resolves `$.dynamodb.Keys.pk.S` (USER#<id>) to a group id SQS refuses.
+UNSENDABLE_USER_IDS = {
+    "a space": "jane doe@example.com",
+    "a non-ASCII character": "jos\u00e9@example.com",
+    "129 characters": "x" * (128 - len("USER#") + 1),
+}
+
+
+def test_a_group_id_sqs_refuses_sends_that_record_alone_to_the_pipe_dlq_without_logging_it(
+    dynamodb, streams, sqs, users_table, queue_url, checkpoint_table, pipe_dlq_url, caplog
+):
+    table, stream_arn = users_table
+    settings = settings_for(
+        stream_arn, queue_url, checkpoint_table, dead_letter_queue_url=pipe_dlq_url
+    )
+    put_user(dynamodb, table, "ok-0")
+    for n, user_id in enumerate(UNSENDABLE_USER_IDS.values(), start=1):
+        put_user(dynamodb, table, user_id)
+        put_user(dynamodb, table, f"ok-{n}")
+    runner = new_runner(settings, dynamodb, streams, sqs)
+
+    with caplog.at_level("DEBUG", logger="orgsync.local.pipes"):
+        assert runner.run_once() == 4
+
+    assert pks(receive_all(sqs, queue_url)) == [f"USER#ok-{n}" for n in range(4)]
+    reasons = [failure.reason for failure in runner.failures]
+    assert [reason.split(" at character")[0].split("; ")[0] for reason in reasons] == [
+        "MessageGroupId: path $.dynamodb.Keys.pk.S resolves to a value that holds a space (U+0020)",
+        "MessageGroupId: path $.dynamodb.Keys.pk.S resolves to a value that holds a non-ASCII "
+        "character (U+00E9)",
+        "MessageGroupId: path $.dynamodb.Keys.pk.S resolves to a value that has 129 characters",
+    ]
+    dead = dead_lettered(sqs, pipe_dlq_url)
+    assert [d["DDBStreamBatchInfo"]["startSequenceNumber"] for d in dead] == [
+        failure.sequence_number for failure in runner.failures
+    ]
+    assert [d["context"]["reason"] for d in dead] == reasons
+    # The ids may be emails: neither the log nor the DLQ quotes them.
+    logged = " ".join(record.getMessage() for record in caplog.records) + json.dumps(dead)
+    for user_id in UNSENDABLE_USER_IDS.values():
+        assert user_id not in logged
+    assert runner.metrics.failed == 3
+    # The shard moved past them: nothing is re-sent, and what is written next is delivered.
+    put_user(dynamodb, table, "next")
+    assert runner.run_once() == 1
+    assert pks(receive_all(sqs, queue_url)) == ["USER#next"]
+    assert runner.metrics.failed == 3
+
+
+# DynamoDB's item limit is 400 KB; moto refuses an item past 405,000 bytes.
+NEAR_ITEM_LIMIT = 399_000
+
+
+def test_a_batch_past_the_1_mib_request_limit_is_bisected_and_delivered_in_order(
+    dynamodb, streams, sqs, users_table, queue_url, checkpoint_table, pipe_dlq_url
+):
+    table, stream_arn = users_table
+    settings = settings_for(
+        stream_arn, queue_url, checkpoint_table, dead_letter_queue_url=pipe_dlq_url
+    )
+    for n in range(10):
+        put_typed_user(dynamodb, table, f"big-{n}", profile={"S": str(n) * NEAR_ITEM_LIMIT})
+    put_user(dynamodb, table, "small-after")
+    runner = new_runner(settings, dynamodb, streams, sqs)
+
+    assert runner.run_once() == 11
+
+    messages = receive_all(sqs, queue_url)
+    assert pks(messages) == [f"USER#big-{n}" for n in range(10)] + ["USER#small-after"]
+    assert all(len(m["Body"]) > NEAR_ITEM_LIMIT for m in messages[:10])
+    # 10 → 5 + 5, each 5 → 3 + 2, each 3 → 2 + 1: two ~400 KB records fit in one request.
+    assert runner.metrics.bisections == 5
+    assert (runner.metrics.failed, runner.metrics.batches) == (0, 2)
+    assert dead_lettered(sqs, pipe_dlq_url) == []
+    assert (
+        runner.position()[0].sequence_number == bodies(messages)[-1]["dynamodb"]["SequenceNumber"]
+    )
+
+
+def test_a_record_larger_than_one_sqs_message_goes_to_the_pipe_dlq_and_the_shard_moves_on(
+    dynamodb, streams, sqs, users_table, queue_url, checkpoint_table, pipe_dlq_url
+):
+    table, stream_arn = users_table
+    settings = settings_for(
+        stream_arn, queue_url, checkpoint_table, dead_letter_queue_url=pipe_dlq_url
+    )
+    blob = {"B": b"\x01" * NEAR_ITEM_LIMIT}
+    put_user(dynamodb, table, "before")
+    put_typed_user(dynamodb, table, "big", avatar=blob)
+    # A MODIFY carries both images, each base64-encoded: ~1.06 MB, past SQS's 1 MiB.
+    put_typed_user(dynamodb, table, "big", avatar=blob, status={"S": "SUSPENDED"})
+    put_user(dynamodb, table, "after")
+    runner = new_runner(settings, dynamodb, streams, sqs)
+
+    assert runner.run_once() == 3
+
+    delivered = bodies(receive_all(sqs, queue_url))
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in delivered] == [
+        ("INSERT", "USER#before"),
+        ("INSERT", "USER#big"),
+        ("INSERT", "USER#after"),
+    ]
+    [failure] = runner.failures
+    assert "BatchRequestTooLong" in failure.reason
+    assert failure.reason.startswith("a message of 10")  # bytes: past 1,048,576
+    [dead] = dead_lettered(sqs, pipe_dlq_url)
+    assert dead["DDBStreamBatchInfo"]["startSequenceNumber"] == failure.sequence_number
+    assert int(delivered[1]["dynamodb"]["SequenceNumber"]) < int(failure.sequence_number)
+    assert runner.metrics.bisections == 2  # [before, big] + [MODIFY, after]; then [MODIFY] alone
+    put_user(dynamodb, table, "next")
+    assert runner.run_once() == 1
+    assert pks(receive_all(sqs, queue_url)) == ["USER#next"]
+
+
+def test_a_message_past_the_queues_maximum_message_size_goes_alone_to_the_pipe_dlq(
+    dynamodb, streams, sqs, users_table, checkpoint_table, pipe_dlq_url
+):
+    table, stream_arn = users_table
+    small_queue = sqs.create_queue(
+        QueueName=f"small-{uuid.uuid4().hex[:8]}.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "ContentBasedDeduplication": "true",
+            "MaximumMessageSize": "1024",  # the least SQS allows
+        },
+    )["QueueUrl"]
+    settings = settings_for(
+        stream_arn, small_queue, checkpoint_table, dead_letter_queue_url=pipe_dlq_url
+    )
+    put_user(dynamodb, table, "a")
+    put_user(dynamodb, table, "long", status="x" * 2000)
+    put_user(dynamodb, table, "b")
+    runner = new_runner(settings, dynamodb, streams, sqs)
+
+    assert runner.run_once() == 2
+
+    assert pks(receive_all(sqs, small_queue)) == ["USER#a", "USER#b"]
+    [failure] = runner.failures
+    assert "Message must be shorter than 1024 bytes" in failure.reason
+    assert len(dead_lettered(sqs, pipe_dlq_url)) == 1
+    assert runner.metrics.bisections == 2  # [a, long] + [b]; then [a] + [long]
 
 
 def test_latest_starting_position_skips_what_was_written_before_the_pipe_started(

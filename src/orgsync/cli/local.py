@@ -29,7 +29,8 @@ from orgsync.local.chaos import ChaosSpec
 from orgsync.local.servers import install_dynamodb_local, locate_dynamodb_local
 from orgsync.local.stack import EmbeddedStack, StackOptions, StackStatus
 
-# Each status costs the store a request per queue and table: a few seconds apart is enough.
+# Each status costs the store a request per queue and table: a few seconds apart is enough,
+# and only while a terminal shows it.
 _STATUS_INTERVAL_SECONDS = 2.0
 
 
@@ -66,6 +67,14 @@ def local_up(
             help="Local only: the consumed queue's VisibilityTimeout in seconds (template: 180).",
         ),
     ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Wake the pipe on every write to its table (a test loop's pace) instead of "
+            "polling about 4 times a second as Pipes does.",
+        ),
+    ] = False,
     recreate_missing: Annotated[
         bool,
         typer.Option(
@@ -122,6 +131,7 @@ def local_up(
         emit_metrics=metrics,
         chaos=chaos_spec,
         visibility_timeout_seconds=visibility_timeout,
+        wake_pipes_on_writes=fast,
     )
     with EmbeddedStack(options) as stack:
         console.print(
@@ -140,10 +150,17 @@ def local_up(
         # A process manager stops services with SIGTERM: stop as cleanly as on Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
-            with Live(console=console, refresh_per_second=2, transient=True) as live:
-                while True:
-                    live.update(_status_line(_read_status(stack, recreate=recreate_missing)))
-                    time.sleep(_STATUS_INTERVAL_SECONDS)
+            if console.is_terminal:
+                with Live(console=console, refresh_per_second=2, transient=True) as live:
+                    while True:
+                        live.update(_status_line(_read_status(stack, recreate=recreate_missing)))
+                        time.sleep(_STATUS_INTERVAL_SECONDS)
+            # Nobody sees a status line (output to a file, a service): read none, so that an
+            # idle stack stays idle; --recreate-missing still looks, at the same pace.
+            while True:
+                if recreate_missing:
+                    _read_status(stack, recreate=True)
+                time.sleep(_STATUS_INTERVAL_SECONDS)
         except KeyboardInterrupt:
             console.print("stopping…")
         if chaos_spec is not None:

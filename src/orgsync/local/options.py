@@ -33,6 +33,10 @@ class StackOptions:
     handler: Handler | None = None  # None: the Handler the template names
     emit_metrics: bool = False  # Powertools EMF lines on stdout
     pipe_poll_interval: float = 0.25  # Pipes poll each shard about four times a second
+    # A write the store accepts to a pipe's table starts the pipe's next pass at once (the test
+    # fixture, `local up --fast`): a write reaches the consumer in milliseconds, not a poll
+    # interval later. False: the pipe keeps Pipes' own pace. Only with an embedded store.
+    wake_pipes_on_writes: bool = False
     chaos: ChaosSpec | None = None  # fault injection (orgsync.local.chaos); None: no proxy either
     # Local only: the consumed queues' VisibilityTimeout, so that unacknowledged messages come
     # back in seconds (chaos, crash tests). The template's 180 s is what deploys.

@@ -28,11 +28,11 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from orgsync.local.clients import StackClients
 from orgsync.local.errors import EmbeddedStackError
 
 if TYPE_CHECKING:
     from orgsync.local.chaos import ChaosSpec
+    from orgsync.local.clients import StackClients
     from orgsync.local.options import StackOptions
     from orgsync.local.stack import EmbeddedStack, StackStatus
     from orgsync.local.template.model import StackModel
@@ -125,6 +125,9 @@ class RemoteStack:
         self._replies = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._process.stdin.close()
         self._process.stdout.close()
+        # boto3 (0.2-0.3 s) is imported while the child boots on another core, not before it.
+        from orgsync.local.clients import StackClients  # noqa: PLC0415
+
         try:
             self._started = self._exchange(("start", (self.options,)), _START_TIMEOUT_SECONDS)
         except BaseException:

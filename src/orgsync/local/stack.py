@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -25,7 +25,8 @@ from orgsync.local.errors import EmbeddedStackError
 from orgsync.local.lambda_.event_sources import event_source_pollers
 from orgsync.local.lambda_.sqs_poller import SqsEventSourcePoller
 from orgsync.local.options import StackOptions
-from orgsync.local.servers import EmbeddedStore, start_store
+from orgsync.local.own_requests import is_own_request, stack_operation
+from orgsync.local.servers import EmbeddedStore, serve_in_process, start_store
 from orgsync.local.status import (
     PipeStatus,
     PollerStatus,
@@ -78,6 +79,8 @@ class EmbeddedStack:
         self._chaos_proxy: ChaosProxy | None = None
         self._restarter: ChaosRestarter | None = None
         self._account = _UNKNOWN_ACCOUNT
+        self._stop_serving_in_process: Callable[[], None] = lambda: None
+        self._unwatch: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -99,7 +102,8 @@ class EmbeddedStack:
             if self._endpoint_url is not None:
                 raise EmbeddedStackError("the local stack is already running")
             try:
-                self._start()
+                with stack_operation():
+                    self._start()
             except BaseException:
                 self._stop()
                 raise
@@ -116,6 +120,12 @@ class EmbeddedStack:
                 dynamodb_local_dir=options.dynamodb_local_dir,
             )
             self._endpoint_url = self._store.endpoint_url
+            # The pipes' and pollers' requests (the handler's too) skip HTTP; others keep it.
+            self._stop_serving_in_process = serve_in_process(
+                self._endpoint_url,
+                self._store.in_process_application,
+                routed_thread=is_own_request,
+            )
         self._store_endpoint_url = self._endpoint_url
         if options.chaos is not None:
             # Every client of the stack's endpoint, in any process, goes through the faults.
@@ -241,6 +251,31 @@ class EmbeddedStack:
             thread.start()
             self._pipes.append(thread)
             self._runner_factories.append(make_runner)
+        if self.options.wake_pipes_on_writes:
+            self._unwatch += self._wake_pipes_on_writes()
+
+    def _wake_pipes_on_writes(self) -> list[Callable[[], None]]:
+        if self._store is None:
+            return []
+        return [
+            self._store.watch_writes([pipe.source_table_name], _waker(thread))
+            for pipe, thread in zip(self.model.pipes, self._pipes, strict=True)
+        ]
+
+    @contextlib.contextmanager
+    def pipes_woken_by_writes(self) -> Iterator[None]:
+        """Inside, a write to a pipe's table starts its next pass at once (as the fixture's
+        stack and `local up --fast` always do); a benchmark compares both paces."""
+        unwatch = self._wake_pipes_on_writes()
+        try:
+            yield
+        finally:
+            for stop_watching in unwatch:
+                stop_watching()
+
+    def store_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds the embedded store spent on requests, by origin (empty: external)."""
+        return self._store.cpu_seconds() if self._store is not None else {}
 
     def _runner_factory(
         self, model: StackModel, created: CreatedResources, pipe: PipeModel
@@ -275,6 +310,7 @@ class EmbeddedStack:
         return make_runner
 
     def _start_pollers(self, model: StackModel, created: CreatedResources) -> None:
+        interrupt = self._store.interrupt_receive if self._store is not None else None
         self._pollers = event_source_pollers(
             model,
             created,
@@ -284,9 +320,10 @@ class EmbeddedStack:
             handler=self.options.handler,
             emit_metrics=self.options.emit_metrics,
             maximum_concurrency=self.options.maximum_concurrency,
-            # moto's long poll spins while a visible message's group is blocked: short polls
-            # with an idle pause cost the embedded store less; real endpoints get long polls.
-            receive_wait_seconds=0 if self._store is not None else 1,
+            # Long polls, as Lambda's pollers make: the embedded store serves them by waiting on
+            # sends and ends them when a pause or a stop needs the poller (interrupt_receive).
+            receive_wait_seconds=20 if interrupt is not None else 1,
+            interrupt_receive=interrupt,
             faults=self._chaos,
         )
         for poller in self._pollers:
@@ -304,6 +341,9 @@ class EmbeddedStack:
         pollers, self._pollers = self._pollers, []
         for poller in reversed(pollers):  # each restores the environment the previous one saw
             poller.stop()
+        unwatch, self._unwatch = self._unwatch, []
+        for stop_watching in unwatch:
+            stop_watching()
         pipes, self._pipes = self._pipes, []
         for pipe in pipes:
             pipe.stop(timeout=10)
@@ -311,6 +351,8 @@ class EmbeddedStack:
         proxy, self._chaos_proxy = self._chaos_proxy, None
         if proxy is not None:
             proxy.stop()
+        self._stop_serving_in_process()
+        self._stop_serving_in_process = lambda: None
         store, self._store = self._store, None
         if store is not None:
             store.stop()
@@ -385,7 +427,8 @@ class EmbeddedStack:
         """
         if not self._pipes and not self._pollers:
             raise EmbeddedStackError("drain needs a running pipeline (run_pipeline=True)")
-        drain_pipeline(self._pipes, self._pollers, self._depth, timeout=timeout)
+        with stack_operation():
+            drain_pipeline(self._pipes, self._pollers, self._depth, timeout=timeout)
 
     def reset(self) -> None:
         """A clean stack for the next test: empty tables and queues, the pipe at the stream's end.
@@ -394,7 +437,7 @@ class EmbeddedStack:
         what is still in the queues or unread in the stream is dropped, not delivered; the
         pipe's and poller's counters start from zero. Resources, URLs and ARNs stay as they are.
         """
-        with self._lock, contextlib.ExitStack() as paused:
+        with self._lock, stack_operation(), contextlib.ExitStack() as paused:
             model, created = self.model, self.resources
             if self._restarter is not None:
                 paused.enter_context(self._restarter.held())  # no chaos restart meanwhile
@@ -425,7 +468,7 @@ class EmbeddedStack:
         StartingPosition, as a new pipe would). A recreated queue has its old URL, so the poller
         and the pipe's target find it again by themselves.
         """
-        with self._lock:
+        with self._lock, stack_operation():
             missing = self.status().missing
             if not missing:
                 return ()
@@ -457,6 +500,10 @@ class EmbeddedStack:
 
         A table or queue a client deleted is listed in `missing`, not raised: the stack runs on.
         """
+        with stack_operation():
+            return self._status()
+
+    def _status(self) -> StackStatus:
         created = self.resources
         queues: list[QueueDepth] = []
         missing = self._missing_tables()
@@ -475,6 +522,13 @@ class EmbeddedStack:
             pollers=tuple(poller_status(poller) for poller in self._pollers),
             faults=self._chaos.counts() if self._chaos is not None else {},
         )
+
+
+def _waker(thread: PipeThread) -> Callable[[], None]:
+    def wake() -> None:
+        thread.runner.wake()  # the thread's runner of the moment: a restart replaces it
+
+    return wake
 
 
 def _restart_poller(poller: SqsEventSourcePoller) -> Callable[[], None]:

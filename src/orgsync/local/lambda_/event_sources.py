@@ -13,7 +13,12 @@ from orgsync.local.lambda_.runtime import (
     lambda_environment,
     restore_environment,
 )
-from orgsync.local.lambda_.sqs_poller import BatchFaults, EventSourceConfig, SqsEventSourcePoller
+from orgsync.local.lambda_.sqs_poller import (
+    BatchFaults,
+    EventSourceConfig,
+    InterruptReceive,
+    SqsEventSourcePoller,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -34,6 +39,7 @@ def event_source_pollers(
     maximum_concurrency: int | None = None,
     receive_wait_seconds: int = 0,
     faults: BatchFaults | None = None,
+    interrupt_receive: InterruptReceive | None = None,
 ) -> list[SqsEventSourcePoller]:
     """Pollers (not started) for every enabled SQS event source of every function."""
     pollers: list[SqsEventSourcePoller] = []
@@ -65,7 +71,12 @@ def event_source_pollers(
             )
             pollers.append(
                 SqsEventSourcePoller(
-                    config, sqs=sqs, handler=invoked, environment=environment, faults=faults
+                    config,
+                    sqs=sqs,
+                    handler=invoked,
+                    environment=environment,
+                    faults=faults,
+                    interrupt_receive=interrupt_receive,
                 )
             )
     return pollers

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +37,15 @@ logger = logging.getLogger(__name__)
 # Lambda allows at most 10 messages per batch from a FIFO queue (and 10 per ReceiveMessage).
 _MAX_RECEIVE: Final = 10
 _ERROR_BACKOFF_SECONDS: Final = 0.5
+# While a pause or a stop waits for the receive in progress, it ends that receive's wait this
+# often: a receive may reach the store just after one interruption, not after two.
+_INTERRUPT_EVERY_SECONDS: Final = 0.01
+
+# Every poller worker's name starts so: its handler's requests are made in that thread.
+THREAD_NAME_PREFIX = "orgsync-poller-"
+
+# Ends the long polls now waiting on a queue (by URL): the embedded store offers it.
+InterruptReceive = Callable[[str], None]
 
 
 class BatchFaults(Protocol):
@@ -65,8 +74,8 @@ class EventSourceConfig:
     maximum_concurrency: int = 2
     timeout_seconds: float = 30.0
     memory_size_mb: int = 128
-    # 0 with the embedded store: moto's long poll spins while a visible message's group is
-    # blocked, so short polls with an idle pause cost less. 1 for real endpoints (cheaper there).
+    # Lambda's pollers long-poll. 20 with the embedded store, whose waits a pause or a stop can
+    # end at once (`interrupt_receive`); 1 for other endpoints, so that a pause waits 1 s at most.
     receive_wait_seconds: int = 0
     idle_wait_seconds: float = 0.05
     # Lambda stops an invocation at its Timeout and fails the batch; threads cannot be stopped,
@@ -129,14 +138,19 @@ class SqsEventSourcePoller:
         handler: Handler,
         environment: Mapping[str, str | None] | None = None,
         faults: BatchFaults | None = None,
+        interrupt_receive: InterruptReceive | None = None,
     ) -> None:
         self.config = config
         self._sqs = sqs
+        self._interrupt_receive = interrupt_receive
         self._faults = faults
         self._handler = handler
         self._environment = dict(environment or {})
         self._stop = threading.Event()
         self._receive_lock = threading.Lock()
+        # Pauses waiting for the receive lock: workers keep off it meanwhile. Python's locks are
+        # not fair, and a worker whose long poll a pause just ended would take it straight back.
+        self._pauses_waiting = 0
         self._counter_lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._environment_applied = False
@@ -160,7 +174,7 @@ class SqsEventSourcePoller:
         self._stop.clear()
         for index in range(self.config.maximum_concurrency):
             worker = threading.Thread(
-                target=self._run_worker, name=f"orgsync-poller-{index}", daemon=True
+                target=self._run_worker, name=f"{THREAD_NAME_PREFIX}{index}", daemon=True
             )
             worker.start()
             self._workers.append(worker)
@@ -170,7 +184,9 @@ class SqsEventSourcePoller:
         self._stop.set()
         deadline = time.monotonic() + timeout
         for worker in self._workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+            while worker.is_alive() and time.monotonic() < deadline:
+                self._end_waiting_receive()
+                worker.join(min(_INTERRUPT_EVERY_SECONDS, max(0.0, deadline - time.monotonic())))
         alive = [worker.name for worker in self._workers if worker.is_alive()]
         if alive:
             logger.warning("poller workers still running after %.0fs: %s", timeout, alive)
@@ -187,7 +203,7 @@ class SqsEventSourcePoller:
         stopping threads that would then have to start again (a test's reset, every test). An
         invocation may run for the function's Timeout (default), then EmbeddedStackError.
         """
-        with self._receive_lock:
+        with self._receive_lock_now():
             deadline = time.monotonic() + (
                 self.config.timeout_seconds + 1 if timeout is None else timeout
             )
@@ -199,6 +215,30 @@ class SqsEventSourcePoller:
                     )
                 time.sleep(0.001)
             yield
+
+    @contextmanager
+    def _receive_lock_now(self) -> Iterator[None]:
+        """The receive lock, taken without waiting out a long poll that holds it."""
+        with self._counter_lock:
+            self._pauses_waiting += 1
+        try:
+            while not self._receive_lock.acquire(timeout=_INTERRUPT_EVERY_SECONDS):
+                self._end_waiting_receive()
+        finally:
+            with self._counter_lock:
+                self._pauses_waiting -= 1
+        try:
+            yield
+        finally:
+            self._receive_lock.release()
+
+    def _pause_waiting(self) -> bool:
+        with self._counter_lock:
+            return self._pauses_waiting > 0
+
+    def _end_waiting_receive(self) -> None:
+        if self._interrupt_receive is not None:
+            self._interrupt_receive(self.config.queue_url)
 
     def reset_counters(self) -> None:
         """Zero the counters (a test's clean slate)."""
@@ -232,8 +272,8 @@ class SqsEventSourcePoller:
         """Receive one batch, invoke, delete the successes; return how many messages it got."""
         self._apply_environment()
         with self._receive_lock:
-            if self._stop.is_set() and self._workers:
-                return 0
+            if (self._stop.is_set() and self._workers) or self._pause_waiting():
+                return 0  # workers that queued for the lock before a pause step aside
             messages = self._receive()
             if messages:
                 # Counted before the lock is released so `drain` never sees a batch that is
@@ -344,6 +384,9 @@ class SqsEventSourcePoller:
 
     def _run_worker(self) -> None:
         while not self._stop.is_set():
+            if self._pause_waiting():
+                self._stop.wait(_INTERRUPT_EVERY_SECONDS)  # let the pause take the lock
+                continue
             try:
                 received = self.poll_once()
             except (ClientError, BotoCoreError) as exc:

@@ -41,6 +41,11 @@ MAX_ERROR_BACKOFF_SECONDS = 5.0
 # with an immediate DescribeStream; otherwise shards are re-listed this often, not every pass
 # (DescribeStream is limited to 10/s per account and cost one request per record batch).
 SHARD_DISCOVERY_INTERVAL_SECONDS = 10.0
+# Positions the target accepted are written to the checkpoint table at most this often while
+# records flow, and at once when the pipe goes idle, a shard ends or the pipe stops: a PutItem
+# per batch was a fifth of the pipe's store cost. A pipe killed between two writes re-sends at
+# most this long's records; their dedup ids are unchanged, so the FIFO queue drops the copies.
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
 class PipeRunner:
@@ -54,12 +59,17 @@ class PipeRunner:
         sqs: SQSClient,
         dynamodb: DynamoDBClient,
         poll_interval: float = 0.25,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL_SECONDS,
         extra: ExtraEntries | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = PipeMetrics()
         self._streams = streams
         self._poll_interval = poll_interval
+        self._checkpoint_interval = checkpoint_interval
+        self._persist_at = 0.0
+        # Set to end an idle wait early: a write to the stream's table, or a drain, wants a pass.
+        self._wake = threading.Event()
         self._target_stage = TargetStage(settings, sqs=sqs, extra=extra)
         self._filter = RecordFilter(settings.filter_patterns)
         self._checkpoints = CheckpointStore(
@@ -104,6 +114,7 @@ class PipeRunner:
                 shard_read, shard_sent = self._poll(shard)
                 read += shard_read
                 sent += shard_sent
+            self._persist_due(idle=read == 0)
         except Exception:
             self._caught_up = False
             raise
@@ -133,6 +144,7 @@ class PipeRunner:
                 self.run_once()
                 if self._last_read == 0:
                     break
+            self.persist_checkpoints()
         finally:
             self._skipping = False
         skipped = self.metrics.records_read - skipped
@@ -169,7 +181,24 @@ class PipeRunner:
                 failing = False
             backoff = self._poll_interval
             if self._last_read == 0:
-                stop.wait(self._poll_interval)
+                self._wait_idle(stop)
+        self._persist_on_stop()
+
+    def wake(self) -> None:
+        """Make the next pass now instead of after the idle wait (thread-safe, cheap)."""
+        self._wake.set()
+
+    def _wait_idle(self, stop: threading.Event) -> None:
+        # Whoever sets `stop` wakes the runner too (PipeThread.stop), so a stop is seen at once.
+        if not stop.is_set():
+            self._wake.wait(self._poll_interval)
+        self._wake.clear()
+
+    def _persist_on_stop(self) -> None:
+        try:
+            self.persist_checkpoints()
+        except PipeError as exc:  # the next runner re-sends from the last checkpoint written
+            logger.warning("pipe %s: checkpoint not written at stop: %s", self.settings.name, exc)
 
     def position(self) -> list[ShardPosition]:
         with self._lock:
@@ -206,7 +235,7 @@ class PipeRunner:
                 saved = (self._saved or {}).get(shard_id)
                 shard = Shard(shard_id=shard_id, parent_id=raw.get("ParentShardId"), closed=closed)
                 if saved is not None:
-                    shard.saved = saved
+                    shard.saved = shard.persisted = saved
                     shard.read_seq = saved.sequence_number
                     shard.finished = saved.finished
                 elif fresh_pipe and latest:
@@ -417,13 +446,35 @@ class PipeRunner:
         return sent
 
     def _commit(self, shard: Shard) -> None:
+        """The target has everything read so far: the shard's position moves (in memory)."""
         checkpoint = Checkpoint(shard.shard_id, shard.read_seq, shard.finished)
         if checkpoint == shard.saved or (
             checkpoint.sequence_number is None and not checkpoint.finished
         ):
             return
-        self._checkpoints.save(checkpoint)
         shard.saved = checkpoint
+        if checkpoint.finished:
+            self._persist(shard)  # rare, and a restart must not read an ended shard again
+        self._persist_due(idle=False)
+
+    def _persist_due(self, *, idle: bool) -> None:
+        if idle or time.monotonic() >= self._persist_at:
+            self.persist_checkpoints()
+
+    def persist_checkpoints(self) -> None:
+        """Write every position not yet in the checkpoint table (see CHECKPOINT_INTERVAL)."""
+        with self._lock:
+            shards = list(self._shards.values())
+        for shard in shards:
+            self._persist(shard)
+        self._persist_at = time.monotonic() + self._checkpoint_interval
+
+    def _persist(self, shard: Shard) -> None:
+        checkpoint = shard.saved
+        if checkpoint is None or checkpoint == shard.persisted:
+            return
+        self._checkpoints.save(checkpoint)
+        shard.persisted = checkpoint
 
 
 def _error_code(exc: ClientError) -> str:

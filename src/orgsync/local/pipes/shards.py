@@ -18,7 +18,10 @@ class Shard:
     shard_id: str
     parent_id: str | None
     closed: bool
+    # The position the target has accepted up to (in memory), and the one last written to the
+    # checkpoint table, which may lag it by a checkpoint interval (runner.CHECKPOINT_INTERVAL).
     saved: Checkpoint | None = None
+    persisted: Checkpoint | None = None
     finished: bool = False
     start: StartingPosition = StartingPosition.TRIM_HORIZON
     iterator: str | None = None

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Every pipe thread's name starts so (the stack routes their requests; see `serve_in_process`).
+THREAD_NAME_PREFIX = "orgsync-pipe-"
+
 
 class PipeThread:
     """One PipeRunner.run(stop) in a thread; remembers why it died, if it did."""
@@ -32,7 +35,7 @@ class PipeThread:
 
     def _new_thread(self) -> threading.Thread:
         return threading.Thread(
-            target=self._run, name=f"orgsync-pipe-{self.runner.settings.name}", daemon=True
+            target=self._run, name=THREAD_NAME_PREFIX + self.runner.settings.name, daemon=True
         )
 
     def restart(self, make_runner: Callable[[], PipeRunner], timeout: float = 10) -> None:
@@ -92,5 +95,6 @@ class PipeThread:
 
     def stop(self, timeout: float) -> None:
         self._stop.set()
+        self.runner.wake()  # out of its idle wait now, not after the poll interval
         if self._thread.is_alive():
             self._thread.join(timeout)

@@ -187,6 +187,31 @@ def _print_bench(console: Console, figures: dict[str, Any]) -> None:
             _num(summary["reconcile_ratio_to_raw_scan_of_both_tables"]),
             "reconcile",
         ),
+        (
+            "store CPU per replicated change / per raw PutItem",
+            f"{_num(summary['store_cpu_ratio_to_raw_put_item'])} "
+            f"({_num(summary['store_cpu_ms_per_replicated_change'])} ms / "
+            f"{_num(summary['store_cpu_ms_per_raw_put_item'])} ms)",
+            "store_cpu_per_change",
+        ),
+        ("stack start-up", f"{_num(summary['startup_seconds'])} s", None),
+        (
+            "idle CPU (% of a core)",
+            _num(summary["idle_cpu_percent_of_a_core"]),
+            "idle_cpu",
+        ),
+        ("quiet drain", _ms_exact(summary["quiet_drain_ms_p50"]), "quiet_drain"),
+        (
+            "idle write → visible p50, at Pipes' pace",
+            _ms_exact(summary["write_visible_ms_p50_paced"]),
+            None,
+        ),
+        (
+            "idle write → visible p50, pipe woken by writes",
+            _ms_exact(summary["write_visible_ms_p50_woken"]),
+            "write_visible_woken",
+        ),
+        ("bench probe requests (not in the pipeline's)", _num(summary["probe_requests"]), None),
     ]
     for name, measured, target in rows:
         verdict = ""
@@ -208,3 +233,7 @@ def _num(value: Any) -> str:
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
+
+
+def _ms_exact(value: Any) -> str:
+    return "-" if value is None else f"{value:,.1f} ms"

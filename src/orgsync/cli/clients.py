@@ -38,6 +38,9 @@ _DUMMY_KEY = "orgsync-local"
 class AwsClients:
     dynamodb: DynamoDBClient
     sqs: SQSClient
+    # Their session, for a command's further clients: a session loads each service model, the
+    # endpoint rules and the partitions once; a new session would load them again.
+    session: boto3.Session
 
 
 def build_session(settings: CliSettings) -> boto3.Session:
@@ -62,6 +65,7 @@ def build_clients(settings: CliSettings) -> AwsClients:
             "dynamodb", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG
         ),
         sqs=session.client("sqs", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG),
+        session=session,
     )
 
 

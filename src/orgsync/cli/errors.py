@@ -2,6 +2,8 @@
 
 botocore's own messages name the symptom ("You must specify a region.", a whole HTML error page);
 an operator needs the option to change. No command logic here, and no emails in any line.
+The boundary (`cli.root`) imports this module when a command has failed, not before: it brings
+boto3 and botocore.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from botocore.exceptions import (
 from orgsync.cli.clients import effective_region, known_region
 from orgsync.cli.render import first_line
 from orgsync.cli.settings import CliSettings
-from orgsync.errors import OrgsyncError
 
 LOCAL_HINT = (
     "for the local stack, run `orgsync local up` and pass --endpoint-url http://127.0.0.1:4566"
@@ -46,16 +47,6 @@ _AUTH_CODES = frozenset(
     }
 )
 _HTML_TITLE = re.compile(r"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
-
-
-class RefusedInputError(OrgsyncError):
-    """The operator's input was refused before any request was sent (exit 2, as click's own
-    usage errors): what was given could not work, and nothing was written."""
-
-
-def exit_code_of(exc: BaseException) -> int:
-    """2 for refused input (a usage error), 1 for anything that failed on the way."""
-    return 2 if isinstance(exc, RefusedInputError) else 1
 
 
 def describe_error(exc: BaseException, settings: CliSettings | None = None) -> str:

@@ -23,7 +23,6 @@ from rich.progress import (
 )
 
 from orgsync.cli.clients import dynamodb_client
-from orgsync.cli.errors import RefusedInputError
 from orgsync.cli.reconcile_on_aws import (
     OnAwsRequest,
     follow_on_aws,
@@ -32,7 +31,7 @@ from orgsync.cli.reconcile_on_aws import (
     start_on_aws,
 )
 from orgsync.cli.render import err_console, new_table, out_console, print_json
-from orgsync.cli.root import JsonOption, app, settings_of
+from orgsync.cli.root import JsonOption, RefusedInputError, app, settings_of
 from orgsync.ops.reconcile import (
     MAX_TOTAL_SEGMENTS,
     MEMBERSHIP_DRIFT_KINDS,

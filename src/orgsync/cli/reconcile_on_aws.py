@@ -24,8 +24,8 @@ from rich.progress import (
 )
 
 from orgsync.cli.clients import effective_region, stepfunctions_client
-from orgsync.cli.errors import RefusedInputError
 from orgsync.cli.render import err_console, out_console
+from orgsync.cli.root import RefusedInputError
 from orgsync.cli.settings import CliSettings
 from orgsync.ops.endpoints import is_local_endpoint
 from orgsync.ops.reconcile import Pass

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def new_table(*headers: str, title: str | None = None) -> Table:
@@ -24,6 +27,14 @@ def new_table(*headers: str, title: str | None = None) -> Table:
 
 def new_progress(label: str) -> Progress:
     """The one progress bar style of long commands; gone from the screen once done."""
+    from rich.progress import (  # noqa: PLC0415 - for the commands that show one, not for --help
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn(label),
         BarColumn(),

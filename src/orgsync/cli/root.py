@@ -1,23 +1,28 @@
 """The CLI's root: the Typer apps, the global options, and the one error boundary.
 
 Commands live in sibling modules and register on the apps here; this module imports none of them.
-What the boundary says for each failure is `cli.errors`'.
+`orgsync --help` lists them from `_COMMANDS` without importing one: a command's module (and with
+it boto3, the local stack, Rich's progress bars) is imported when that command runs or shows its
+own help. What the boundary says for each failure is `cli.errors`'.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import importlib
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
+import typer.main
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from orgsync.cli.clients import AwsClients, build_clients
-from orgsync.cli.errors import RefusedInputError, describe_error, exit_code_of
 from orgsync.cli.render import err_console
 from orgsync.cli.settings import CliSettings, NameOverrides, endpoint_url_problem
 from orgsync.errors import OrgsyncError
+
+if TYPE_CHECKING:
+    from orgsync.cli.clients import AwsClients
 
 __all__ = [
     "JsonOption",
@@ -25,18 +30,64 @@ __all__ = [
     "app",
     "clients_of",
     "describe_error",
+    "exit_code_of",
     "settings_of",
 ]
 
 
+class RefusedInputError(OrgsyncError):
+    """The operator's input was refused before any request was sent (exit 2, as click's own
+    usage errors): what was given could not work, and nothing was written."""
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """2 for refused input (a usage error), 1 for anything that failed on the way."""
+    return 2 if isinstance(exc, RefusedInputError) else 1
+
+
+def describe_error(exc: BaseException, settings: CliSettings | None = None) -> str:
+    """One line an operator can act on (`cli.errors`, imported with botocore on failure only)."""
+    from orgsync.cli import errors  # noqa: PLC0415 - botocore: not for `orgsync --help`
+
+    return errors.describe_error(exc, settings)
+
+
+def _reported(exc: BaseException) -> bool:
+    """orgsync's and botocore's errors get one line; anything else is a bug, with its traceback.
+
+    A botocore error exists only once botocore is imported: looking it up in sys.modules keeps
+    botocore out of the commands that never needed it (`--help`, refused input).
+    """
+    if isinstance(exc, OrgsyncError):
+        return True
+    botocore_errors = sys.modules.get("botocore.exceptions")
+    return botocore_errors is not None and isinstance(
+        exc, (botocore_errors.ClientError, botocore_errors.BotoCoreError)
+    )
+
+
 class _EdgeGroup(TyperGroup):
-    """Root group: every command, in every sub-app, runs inside this one error boundary."""
+    """Root group: every command, in every sub-app, runs inside this one error boundary.
+
+    Typer builds it from the commands registered so far (`registered`); it lists `_COMMANDS`,
+    each deferred until it runs, so that `orgsync --help` imports no command module.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.registered = dict(self.commands)
+        self.commands = {
+            name: _DeferredCommand(name, module=module, help_text=help_text)
+            for name, (module, help_text) in _COMMANDS.items()
+        }
 
     # `Any`: Typer vendors its own click, whose Context type is private to it.
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (OrgsyncError, ClientError, BotoCoreError) as exc:
+        except Exception as exc:
+            if not _reported(exc):
+                raise
             settings = ctx.obj if isinstance(ctx.obj, CliSettings) else None
             err_console().print(
                 f"[bold red]error:[/bold red] {escape(describe_error(exc, settings))}",
@@ -44,6 +95,27 @@ class _EdgeGroup(TyperGroup):
                 highlight=False,
             )
             raise typer.Exit(code=exit_code_of(exc)) from exc
+
+
+class _DeferredCommand(TyperCommand):
+    """A command as `orgsync --help` lists it, its module not imported yet.
+
+    Click runs a command (or prints its --help) through `make_context`: only then is the module
+    imported, and the command it registered built by Typer, as `app()` builds every command.
+    """
+
+    def __init__(self, name: str, *, module: str, help_text: str) -> None:
+        super().__init__(name, help=help_text)
+        self._module = module
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        importlib.import_module(self._module)
+        root = typer.main.get_group(app)
+        assert isinstance(root, _EdgeGroup)  # app's cls
+        command = root.registered[str(self.name)]
+        return command.make_context(info_name, args, parent=parent, **extra)
 
 
 app = typer.Typer(
@@ -68,6 +140,36 @@ app.add_typer(users_app, name="users")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(local_app, name="local")
+
+# What `orgsync --help` lists, in its order: each command's module, and its line there. A
+# command's line is its docstring's first paragraph, a group's the help of its app above
+# (tests/unit/test_cli_loading.py checks both).
+_COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "status": (
+        "orgsync.cli.status",
+        "Queues (depth, oldest message), table sizes, local pipe position, what needs an operator.",
+    ),
+    "reconcile": (
+        "orgsync.cli.reconcile",
+        "Compare every user with its memberships and REPLICATION record; backfill and repair.",
+    ),
+    "demo": (
+        "orgsync.cli.demo",
+        "Start an embedded stack on a free port, play a story of users, check the invariant.",
+    ),
+    "bench": (
+        "orgsync.cli.bench",
+        "Measure throughput, lag, requests and price per change against the store's own ceiling.",
+    ),
+    "doctor": (
+        "orgsync.cli.doctor",
+        "Check the deploy prerequisites (SAM CLI, builder, go-task, credentials, region, stack).",
+    ),
+    "users": ("orgsync.cli.users", str(users_app.info.help)),
+    "orgs": ("orgsync.cli.orgs", str(orgs_app.info.help)),
+    "dlq": ("orgsync.cli.dlq", str(dlq_app.info.help)),
+    "local": ("orgsync.cli.local", str(local_app.info.help)),
+}
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
 
@@ -172,4 +274,6 @@ def settings_of(ctx: typer.Context) -> CliSettings:
 
 
 def clients_of(ctx: typer.Context) -> AwsClients:
+    from orgsync.cli.clients import build_clients  # noqa: PLC0415 - boto3: not for `--help`
+
     return build_clients(settings_of(ctx))

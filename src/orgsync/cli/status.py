@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from orgsync.cli.clients import CLIENT_CONFIG, build_session
+from orgsync.cli.clients import CLIENT_CONFIG
 from orgsync.cli.render import format_age, new_table, out_console, print_json
 from orgsync.cli.root import JsonOption, app, clients_of, settings_of
 from orgsync.ops import status
 from orgsync.ops.endpoints import is_local_endpoint
 
 if TYPE_CHECKING:
+    from orgsync.cli.clients import AwsClients
     from orgsync.cli.settings import CliSettings
 
 
@@ -44,7 +45,7 @@ def status_command(
         checkpoint_table=settings.pipe_checkpoint_table,
         user_id=user_id,
         organizations_table=settings.organizations_table,
-        cloudwatch=_cloudwatch(settings),
+        cloudwatch=_cloudwatch(clients, settings),
     )
     if as_json:
         print_json(dataclasses.asdict(snapshot))
@@ -73,14 +74,14 @@ def status_command(
     _print_attention(console, snapshot.attention)
 
 
-def _cloudwatch(settings: CliSettings) -> status.MetricsReader | None:
+def _cloudwatch(clients: AwsClients, settings: CliSettings) -> status.MetricsReader | None:
     """CloudWatch for the main queue's age, on AWS only: local emulators publish no SQS metrics.
 
     Built here rather than by `clients_of`, which builds what every command needs.
     """
     if is_local_endpoint(settings.endpoint_url):
         return None
-    client: Any = build_session(settings).client(
+    client: Any = clients.session.client(
         "cloudwatch", endpoint_url=settings.endpoint_url, config=CLIENT_CONFIG
     )
     return cast("status.MetricsReader", client)

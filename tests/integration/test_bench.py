@@ -44,6 +44,16 @@ SUMMARY_KEYS = (
     "hot_path_speedup_vs_baseline",
     "reconcile_ratio_to_raw_scan_of_both_tables",
     "price_usd_per_million_user_changes",
+    # Issue 10: the local runtime's own figures.
+    "store_cpu_ms_per_replicated_change",
+    "store_cpu_ms_per_raw_put_item",
+    "store_cpu_ratio_to_raw_put_item",
+    "startup_seconds",
+    "idle_cpu_percent_of_a_core",
+    "quiet_drain_ms_p50",
+    "write_visible_ms_p50_paced",
+    "write_visible_ms_p50_woken",
+    "probe_requests",
 )
 MARKED = "orgsync-bench-"
 
@@ -121,6 +131,8 @@ def test_a_smoke_bench_draws_the_plot_and_prints_the_summary_table(bench_run: Be
     assert (out / "lag.png").read_bytes().startswith(b"\x89PNG")
     assert "ceiling" in output
     assert "hot path" in output
+    assert "idle CPU" in output
+    assert "store CPU per replicated change" in output
 
 
 def test_transaction_actions_are_counted_by_kind_and_table():

@@ -5,7 +5,9 @@ emitter) for clients the benchmark builds, and process-wide (botocore's global h
 which sees every client of every session) for the clients the pipe, the poller and the Lambda
 handler build for themselves — the handler makes a fresh `boto3.session.Session()`, whose event
 emitter no hook registered elsewhere can reach. The benchmark's own writers and probes run inside
-`driver_calls()` so the process-wide ledger leaves them out.
+`driver_calls()` so the process-wide ledger leaves them out; on the clients `mark_origins`
+was given they also name themselves to the embedded store (ORIGIN_HEADER), which counts its CPU
+for them apart, the probe's (`probe_calls()`) apart from the writers'.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from botocore.history import BaseHistoryHandler, get_global_history_recorder
 
+from orgsync.local.servers import ORIGIN_HEADER
 from orgsync.schema.keys import MEMBERSHIP_PREFIX, REPLICATION_SORT_KEY
 
 # (service, operation, resource, measure); measure "calls" counts requests, the others count
@@ -27,21 +30,48 @@ CountKey = tuple[str, str, str, str]
 CALLS = "calls"
 
 _driver = threading.local()
+# The embedded store's CPU accounts (`EmbeddedStack.store_cpu_seconds`): the pipeline is "".
+DRIVER_ORIGIN = "driver"
+PROBE_ORIGIN = "probe"
 
 
 @contextmanager
 def driver_calls() -> Iterator[None]:
     """Requests made in this block (this thread) are the benchmark's own, not the pipeline's."""
-    previous = getattr(_driver, "active", False)
-    _driver.active = True
+    with _origin(DRIVER_ORIGIN):
+        yield
+
+
+@contextmanager
+def probe_calls() -> Iterator[None]:
+    """The benchmark's reads that watch for replicated writes: the driver's, counted apart."""
+    with _origin(PROBE_ORIGIN):
+        yield
+
+
+@contextmanager
+def _origin(name: str) -> Iterator[None]:
+    previous = getattr(_driver, "origin", None)
+    _driver.origin = name
     try:
         yield
     finally:
-        _driver.active = previous
+        _driver.origin = previous
+
+
+def mark_origins(client: Any) -> None:
+    """Requests of this client made inside driver_calls() or probe_calls() name their origin."""
+    client.meta.events.register("request-created", _name_origin, unique_id="orgsync-bench-origin")
+
+
+def _name_origin(request: Any, **_: Any) -> None:
+    origin = getattr(_driver, "origin", None)
+    if origin is not None:
+        request.headers[ORIGIN_HEADER] = origin
 
 
 def _is_driver() -> bool:
-    return bool(getattr(_driver, "active", False))
+    return getattr(_driver, "origin", None) is not None
 
 
 @dataclass(frozen=True)

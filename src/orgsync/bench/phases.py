@@ -23,13 +23,15 @@ from orgsync.bench.cleanup import CleanupFigures, WrittenUsers, remove_users
 from orgsync.bench.consumer import measure_consumer
 from orgsync.bench.costs import PhaseCosts, PipelineNames
 from orgsync.bench.hot_path import measure_hot_path
-from orgsync.bench.ledger import RequestLedger, driver_calls
+from orgsync.bench.ledger import RequestLedger, driver_calls, mark_origins
 from orgsync.bench.load import measure_ceiling, offer_writes
 from orgsync.bench.plan import BenchOptions, BenchPlan
 from orgsync.bench.probe import VisibilityProbe
 from orgsync.bench.reconcile import measure_reconcile
 from orgsync.bench.report import BenchReport, StepFigures, load_average, machine_info, step_figures
+from orgsync.bench.runtime import measure_runtime
 from orgsync.bench.samples import SEED_SHAPED_IDS, UserIds
+from orgsync.bench.store_cpu import cpu_delta
 from orgsync.bench.tables import copy_table, drop_table
 from orgsync.errors import OrgsyncError
 from orgsync.local.errors import DrainTimeoutError
@@ -75,7 +77,11 @@ def run_bench(options: BenchOptions, *, on_progress: Progress | None = None) -> 
         )
         report.notes.append(f"external endpoint: users written as {ids.prefix}…, then removed")
     written = WrittenUsers()
+    began = time.perf_counter()
     with EmbeddedStack(stack_options) as stack, RequestLedger() as ledger:
+        report.startup_seconds = time.perf_counter() - began
+        for service in ("dynamodb", "sqs", "dynamodbstreams"):
+            mark_origins(stack.client(service))
         try:
             _run_phases(stack, ledger, report, progress, phase_ids=_PhaseIds(ids, written))
         finally:
@@ -144,6 +150,7 @@ def _run_phases(
     with driver_calls():
         progress("ceiling: raw user writes on a copy of the users table")
         scratch = copy_table(dynamodb, users_table, f"{users_table}-bench-ceiling-{suffix}")
+        cpu_before = stack.store_cpu_seconds()
         try:
             report.ceiling = measure_ceiling(
                 dynamodb,
@@ -155,6 +162,7 @@ def _run_phases(
             )
         finally:
             drop_table(dynamodb, scratch)
+        report.store_cpu_ceiling = cpu_delta(stack.store_cpu_seconds(), cpu_before)
         progress("consumer alone: full batches through BatchConsumer")
         scratch = copy_table(dynamodb, organizations_table, f"{organizations_table}-bench-{suffix}")
         try:
@@ -177,6 +185,19 @@ def _run_phases(
         climber.climb(report, progress)
     finally:
         probe.stop()
+    report.probe_requests = probe.requests
+
+    if not external:
+        progress("runtime: idle CPU, quiet drains, one write at a time (paced, then woken)")
+        report.runtime = measure_runtime(
+            stack,
+            ids=phase_ids.ids,
+            startup_seconds=report.startup_seconds,
+            idle_seconds=plan.idle_seconds,
+            drains=plan.quiet_drains,
+            writes=plan.visible_writes,
+            first_user=plan.users,
+        )
 
     progress("reconcile vs raw parallel scan")
     with driver_calls():
@@ -244,6 +265,7 @@ class _Climber:
     def step(self, rate: float, burst: int = 1) -> StepFigures:
         plan, stack = self._plan, self._stack
         before = self._ledger.snapshot()
+        cpu_before = stack.store_cpu_seconds()
         slots = max(1, round(rate * plan.step_seconds / burst))
         first_token = self._next_token
         self._next_token += (slots + 1) * burst
@@ -284,4 +306,5 @@ class _Climber:
             began=began,
             drained=drained,
             costs=costs,
+            store_cpu=cpu_delta(stack.store_cpu_seconds(), cpu_before),
         )

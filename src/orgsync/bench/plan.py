@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+# Issue 10: the keep-up ratio each store must reach (sustained rate / raw write ceiling), the
+# embedded store's CPU per replicated change against a raw PutItem's, and the idle, drain and
+# write-to-visible figures of the local runtime.
+TARGET_RATIO_BY_STORE = {"moto": 0.5, "dynamodb-local": 0.8}
+TARGET_STORE_CPU_RATIO = 1.0
+TARGET_IDLE_CPU_PERCENT = 3.0
+TARGET_QUIET_DRAIN_MS = 20.0
+TARGET_WOKEN_VISIBLE_MS = 100.0
 # A step kept up when the writers achieved this share of the offered rate (else the store was
 # saturated), every write became visible, and the lag did not build up: the median lag of the
 # last quarter of its writes is at most the first quarter's plus this margin.
@@ -41,6 +49,11 @@ class BenchPlan:
     hot_path_min_seconds: float = 0.2
     reconcile_repeats: int = 2
     segments: int = 4
+    # The runtime phase (bench.runtime): seconds of idle measured, drains of a quiet stack,
+    # single writes timed until visible at each pace.
+    idle_seconds: float = 10.0
+    quiet_drains: int = 9
+    visible_writes: int = 21
 
     @classmethod
     def full(cls) -> BenchPlan:
@@ -60,6 +73,9 @@ class BenchPlan:
             hot_path_repeats=3,
             hot_path_min_seconds=0.05,
             reconcile_repeats=2,
+            idle_seconds=3.0,
+            quiet_drains=5,
+            visible_writes=9,
         )
 
     @classmethod
@@ -78,6 +94,9 @@ class BenchPlan:
             hot_path_repeats=1,
             hot_path_min_seconds=0.001,
             reconcile_repeats=1,
+            idle_seconds=0.2,
+            quiet_drains=1,
+            visible_writes=1,
             segments=2,
         )
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orgsync.bench.ledger import driver_calls
+from orgsync.bench.ledger import probe_calls
 from orgsync.bench.samples import SEED_SHAPED_IDS, UserIds, orgs_for, token_of
 from orgsync.schema.keys import membership_key
 
@@ -57,6 +57,11 @@ def lag_summary_ms(seen: Sequence[Seen]) -> dict[str, float | int | None]:
         "max": round(max(lags), 1),
         "count": len(lags),
     }
+
+
+# The adaptive sweep (VisibilityProbe._sweep_interval): at least this many sweeps per lag.
+_SWEEPS_PER_LAG = 20
+_MAX_SWEEP_SECONDS = 0.25
 
 
 class VisibilityProbe:
@@ -121,17 +126,27 @@ class VisibilityProbe:
             self._thread = None
 
     def _run(self) -> None:
-        with driver_calls():
+        with probe_calls():
             while not self._stop.is_set():
                 started = time.monotonic()
                 with self._lock:
                     users = list(self._pending)
+                    oldest = min((writes[0][1] for writes in self._pending.values()), default=None)
                 for offset in range(0, len(users), _BATCH_GET_LIMIT):
                     self._probe(users[offset : offset + _BATCH_GET_LIMIT])
                 self.sweeps += 1
-                rest = self._min_sweep - (time.monotonic() - started)
+                rest = self._sweep_interval(oldest) - (time.monotonic() - started)
                 if rest > 0:
                     self._stop.wait(rest)
+
+    def _sweep_interval(self, oldest_acked_at: float | None) -> float:
+        """Adaptive: a sweep every `min_sweep` while writes are fresh, and less often the
+        longer the oldest write has waited, so that a backlog is not measured by adding to it:
+        the lag is overstated by at most ~1/_SWEEPS_PER_LAG of itself (and min_sweep)."""
+        if oldest_acked_at is None:
+            return self._min_sweep
+        waited = time.perf_counter() - oldest_acked_at
+        return min(_MAX_SWEEP_SECONDS, max(self._min_sweep, waited / _SWEEPS_PER_LAG))
 
     def _probe(self, users: list[int]) -> None:
         keys = [membership_key(orgs_for(user, 0)[0], self._ids.of(user)) for user in users]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -24,15 +25,22 @@ from orgsync.bench.plan import (
     ACHIEVED_SHARE,
     BACKLOG_MARGIN_SECONDS,
     TARGET_HOT_PATH_US,
+    TARGET_IDLE_CPU_PERCENT,
     TARGET_LAG_P99_MS,
+    TARGET_QUIET_DRAIN_MS,
     TARGET_RATIO,
+    TARGET_RATIO_BY_STORE,
     TARGET_RECONCILE_RATIO,
     TARGET_REQUESTS_PER_CHANGE,
+    TARGET_STORE_CPU_RATIO,
+    TARGET_WOKEN_VISIBLE_MS,
     BenchOptions,
 )
 from orgsync.bench.pricing import Prices, Usage, estimate_cost
 from orgsync.bench.probe import Seen, lag_summary_ms, percentile
 from orgsync.bench.reconcile import ReconcileFigures
+from orgsync.bench.runtime import RuntimeFigures
+from orgsync.bench.store_cpu import StoreCpuFigures, store_cpu_figures
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class StepFigures:
     late_lag_p50: float  # seconds, last quarter
     drained: bool
     costs: PhaseCosts | None
+    store_cpu: dict[str, float] = field(default_factory=dict)  # seconds, by origin
 
     @property
     def kept_up(self) -> bool:
@@ -77,6 +86,10 @@ class StepFigures:
             "drained": self.drained,
             "lag_ms": self.lag_ms,
             "costs": self.costs.as_dict(lambda_seconds) if self.costs else None,
+            "store_cpu_seconds": {
+                origin or "pipeline": round(seconds, 4)
+                for origin, seconds in sorted(self.store_cpu.items())
+            },
         }
 
 
@@ -97,6 +110,11 @@ class BenchReport:
     requests_counted: bool = True
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    startup_seconds: float = 0.0
+    # The embedded store's CPU by origin during the ceiling phase (raw PutItems).
+    store_cpu_ceiling: dict[str, float] = field(default_factory=dict)
+    probe_requests: int = 0
+    runtime: RuntimeFigures | None = None
 
     # -- headline figures
 
@@ -131,6 +149,22 @@ class BenchReport:
             )
         return PhaseCosts(counts, costed[0].names, sum(c.user_changes for c in costed))
 
+    def store_cpu(self) -> StoreCpuFigures | None:
+        """At the sustained step: the store's CPU per replicated change vs per raw PutItem."""
+        sustained = self.sustained
+        if sustained is None or self.ceiling is None or not self.store_cpu_ceiling:
+            return None
+        return store_cpu_figures(
+            ceiling=self.store_cpu_ceiling,
+            ceiling_writes=self.ceiling.writes,
+            step=sustained.store_cpu,
+            step_writes=sustained.writes,
+        )
+
+    def target_ratio(self) -> float:
+        store = self.machine.get("store", "")
+        return TARGET_RATIO_BY_STORE.get(store, TARGET_RATIO)
+
     def summary(self) -> dict[str, Any]:
         sustained = self.sustained
         ceiling = self.ceiling.writes_per_second if self.ceiling else None
@@ -162,6 +196,24 @@ class BenchReport:
             if self.reconcile
             else None,
             "price_usd_per_million_user_changes": self._price(),
+            **self._runtime_summary(),
+        }
+
+    def _runtime_summary(self) -> dict[str, Any]:
+        cpu = self.store_cpu()
+        runtime = self.runtime.as_dict() if self.runtime else {}
+        return {
+            "store_cpu_ms_per_replicated_change": round(cpu.per_change_ms, 3) if cpu else None,
+            "store_cpu_ms_per_raw_put_item": round(cpu.put_ms, 3) if cpu else None,
+            "store_cpu_ratio_to_raw_put_item": (
+                round(cpu.ratio, 3) if cpu and cpu.ratio is not None else None
+            ),
+            "startup_seconds": round(self.startup_seconds, 3),
+            "idle_cpu_percent_of_a_core": runtime.get("idle_cpu_percent_of_a_core"),
+            "quiet_drain_ms_p50": runtime.get("quiet_drain_ms_p50"),
+            "write_visible_ms_p50_paced": runtime.get("write_visible_ms_p50_paced"),
+            "write_visible_ms_p50_woken": runtime.get("write_visible_ms_p50_woken"),
+            "probe_requests": self.probe_requests,
         }
 
     def _price(self) -> float | None:
@@ -194,14 +246,16 @@ class BenchReport:
         ratio, p99 = summary["replication_ratio_to_ceiling"], summary["lag_ms_p99"]
         per_change = summary["consumer_dynamodb_requests_per_applied_change"]
         reconcile_ratio = summary["reconcile_ratio_to_raw_scan_of_both_tables"]
+        target_ratio = self.target_ratio()
         return {
             "sustained_replication": check(
-                f">= {TARGET_RATIO} x ceiling, lag p99 <= {TARGET_LAG_P99_MS:.0f} ms",
+                f">= {target_ratio} x ceiling, lag p99 <= {TARGET_LAG_P99_MS:.0f} ms",
                 {"ratio": ratio, "lag_ms_p99": p99},
                 None
                 if ratio is None or p99 is None
-                else ratio >= TARGET_RATIO and p99 <= TARGET_LAG_P99_MS,
+                else ratio >= target_ratio and p99 <= TARGET_LAG_P99_MS,
             ),
+            **self._runtime_targets(summary, check),
             "dynamodb_requests_per_applied_change": check(
                 f"<= {TARGET_REQUESTS_PER_CHANGE} (full batches of distinct users)",
                 per_change,
@@ -216,6 +270,36 @@ class BenchReport:
                 f">= {TARGET_RECONCILE_RATIO} x raw parallel scan of both tables",
                 reconcile_ratio,
                 None if reconcile_ratio is None else reconcile_ratio >= TARGET_RECONCILE_RATIO,
+            ),
+        }
+
+    def _runtime_targets(
+        self, summary: dict[str, Any], check: Callable[[str, Any, bool | None], dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        def at_most(key: str, limit: float) -> bool | None:
+            value = summary[key]
+            return None if value is None else value <= limit
+
+        return {
+            "store_cpu_per_change": check(
+                f"<= {TARGET_STORE_CPU_RATIO} x the store CPU of a raw PutItem",
+                summary["store_cpu_ratio_to_raw_put_item"],
+                at_most("store_cpu_ratio_to_raw_put_item", TARGET_STORE_CPU_RATIO),
+            ),
+            "idle_cpu": check(
+                f"<= {TARGET_IDLE_CPU_PERCENT:g} % of a core",
+                summary["idle_cpu_percent_of_a_core"],
+                at_most("idle_cpu_percent_of_a_core", TARGET_IDLE_CPU_PERCENT),
+            ),
+            "quiet_drain": check(
+                f"<= {TARGET_QUIET_DRAIN_MS:.0f} ms",
+                summary["quiet_drain_ms_p50"],
+                at_most("quiet_drain_ms_p50", TARGET_QUIET_DRAIN_MS),
+            ),
+            "write_visible_woken": check(
+                f"p50 <= {TARGET_WOKEN_VISIBLE_MS:.0f} ms (pipe woken by writes, as the fixture)",
+                summary["write_visible_ms_p50_woken"],
+                at_most("write_visible_ms_p50_woken", TARGET_WOKEN_VISIBLE_MS),
             ),
         }
 
@@ -249,6 +333,8 @@ class BenchReport:
             },
             "hot_path": self.hot_path.as_dict() if self.hot_path else None,
             "reconcile": self.reconcile.as_dict() if self.reconcile else None,
+            "runtime": self.runtime.as_dict() if self.runtime else None,
+            "store_cpu": (cpu.as_dict() if (cpu := self.store_cpu()) else None),
             "cleanup": self.cleanup.as_dict() if self.cleanup else None,
             "notes": self.notes,
         }
@@ -298,6 +384,7 @@ def step_figures(
     began: float,
     drained: bool,
     costs: PhaseCosts | None,
+    store_cpu: dict[str, float] | None = None,
 ) -> StepFigures:
     visible = sorted(s.visible_at for s in seen if s.visible_at is not None)
     # Output rate from the first to the last write seen, plus one write interval: a constant
@@ -320,6 +407,7 @@ def step_figures(
         lag_ms=lag_summary_ms(seen),
         drained=drained,
         costs=costs,
+        store_cpu=store_cpu or {},
     )
 
 

@@ -48,6 +48,7 @@ from fixture_cost import stack_options
 from orgsync.bench.samples import user_id_for, user_item
 from orgsync.local.options import StackOptions
 from orgsync.local.remote import RemoteStack
+from orgsync.local.servers.dynamodb_local import process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -226,15 +227,8 @@ def _mb(kb: float) -> float:
 
 
 def _cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds these processes have used so far (/proc/PID/stat)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds these processes have used so far (gone ones count 0)."""
+    return sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def stack_processes() -> list[int]:

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from integration_stack import AwsStack
 from moto.dynamodb.models.table import Item, Table
+from moto.sqs.models import Message, Queue
 
 
 def key(name: str) -> dict:
@@ -141,6 +142,7 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Item, Table
+from moto.sqs.models import Message, Queue
 from orgsync.local.servers import MotoStore
 
 store = MotoStore()
@@ -307,8 +309,6 @@ def test_the_linear_item_build_refuses_exactly_the_items_moto_refuses(aws: AwsSt
 
 def test_queue_counts_read_once_per_call_give_moto_s_answers(aws: AwsStack):
     # moto_patches.queue_clock: one clock read per count, the same comparisons as moto's.
-    from moto.sqs.models import Message, Queue  # noqa: PLC0415 - moto's own objects
-
     queue = Queue("q-counts", "us-east-1", "123456789012", VisibilityTimeout="30")
     for index in range(6):
         message = Message(f"m{index}", f"body {index}")
